@@ -1,0 +1,151 @@
+// Package sqlitedb opens SQLite databases the way every Hearth component wants them:
+// WAL, synchronous=FULL, foreign keys and a busy timeout set in the DSN (so every pooled
+// connection gets them), one writer connection and a separate reader pool, and embedded
+// SQL migrations applied in order, each in its own transaction.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"runtime"
+	"sort"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// DB is a SQLite database with a single-connection writer and a reader pool.
+type DB struct {
+	// Write is the only connection that writes; transactions on it are BEGIN IMMEDIATE.
+	Write *sql.DB
+	// Read is a pool of read-only connections (WAL lets them run beside the writer).
+	Read *sql.DB
+}
+
+// Options tunes Open. The zero value is durable (synchronous=FULL).
+type Options struct {
+	// Synchronous is the SQLite synchronous level: "FULL" (default) or "NORMAL".
+	Synchronous string
+	// Readers is the size of the read pool (default 2*GOMAXPROCS, at least 4).
+	Readers int
+	// CacheKiB is the page cache per connection in KiB (default 8192).
+	CacheKiB int
+}
+
+func dsn(file string, opts Options, readOnly bool) string {
+	sync := opts.Synchronous
+	if sync == "" {
+		sync = "FULL"
+	}
+	cache := opts.CacheKiB
+	if cache == 0 {
+		cache = 8192
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", sync)
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_cache_size", fmt.Sprintf("-%d", cache))
+	if readOnly {
+		q.Set("mode", "ro")
+		q.Set("_query_only", "true")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + file + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database file and applies the migrations found
+// in migrations (files named NNN_name.sql, applied in lexical order, each once).
+func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB, error) {
+	w, err := sql.Open("sqlite3", dsn(file, opts, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		w.Close()
+		return nil, fmt.Errorf("open %s: journal_mode is %q, want wal", file, mode)
+	}
+	if migrations != nil {
+		if err := migrate(ctx, w, migrations); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("migrate %s: %w", file, err)
+		}
+	}
+	r, err := sql.Open("sqlite3", dsn(file, opts, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
+	n := opts.Readers
+	if n == 0 {
+		n = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return &DB{Write: w, Read: r}, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err1 := db.Read.Close()
+	err2 := db.Write.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+func migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := path.Base(name)
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name) VALUES (?)`, base); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", base, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("%s: %w", base, err)
+		}
+	}
+	return nil
+}

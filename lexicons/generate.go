@@ -1,0 +1,3 @@
+package lexicons
+
+//go:generate go run ../internal/tools/indigocopy -root ..
