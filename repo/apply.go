@@ -41,6 +41,9 @@ const (
 	ActionCreate Action = "create"
 	ActionUpdate Action = "update"
 	ActionDelete Action = "delete"
+	// ActionPut creates the record or updates it, whichever applies at commit time; the
+	// resulting Op says which.
+	ActionPut Action = "put"
 )
 
 // Write is one record change.
@@ -94,6 +97,10 @@ type Result struct {
 	RecordCIDs map[string]cid.Cid
 	// Tree is the MST after the commit (the tree passed in, mutated).
 	Tree *mst.Tree
+	// Obsolete lists MST node blocks of the previous tree that the new tree no longer
+	// uses (the old versions of rewritten nodes). Nodes merged away entirely are not
+	// tracked, so a store that deletes these still keeps a few unreachable blocks.
+	Obsolete []cid.Cid
 }
 
 // Input groups what Apply needs.
@@ -186,7 +193,7 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 		}
 		var val *cid.Cid
 		switch w.Action {
-		case ActionCreate, ActionUpdate:
+		case ActionCreate, ActionUpdate, ActionPut:
 			if w.Action == ActionCreate && cur != nil {
 				return nil, fmt.Errorf("%w: %s", ErrRecordExists, path)
 			}
@@ -214,9 +221,18 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("applying %s %s: %w", w.Action, path, err)
 		}
-		res.Ops = append(res.Ops, Op{Action: w.Action, Path: path, CID: op.Value, Prev: op.Prev})
+		act := w.Action
+		if act == ActionPut {
+			act = ActionCreate
+			if op.Prev != nil {
+				act = ActionUpdate
+			}
+		}
+		res.Ops = append(res.Ops, Op{Action: act, Path: path, CID: op.Value, Prev: op.Prev})
 	}
 
+	var replaced []cid.Cid
+	collectReplaced(tree.Root, &replaced)
 	root, err := tree.WriteDiffBlocks(ctx, diff)
 	if err != nil {
 		return nil, fmt.Errorf("writing MST blocks: %w", err)
@@ -244,8 +260,30 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 		return nil, err
 	}
 	diff.Add(cc, buf.Bytes())
+	for _, c := range replaced {
+		if ok, _ := diff.Has(ctx, c); !ok {
+			res.Obsolete = append(res.Obsolete, c)
+		}
+	}
 	res.Commit = commit
 	res.CommitCID = cc
 	res.Blocks = diff.Blocks()
 	return res, nil
+}
+
+// collectReplaced gathers the last-written CIDs of dirty nodes: the block versions that
+// WriteDiffBlocks is about to replace. Mutations mark every ancestor of a touched node
+// dirty, so only dirty subtrees need a visit.
+func collectReplaced(n *mst.Node, out *[]cid.Cid) {
+	if n == nil || !n.Dirty {
+		return
+	}
+	if n.CID != nil {
+		*out = append(*out, *n.CID)
+	}
+	for _, e := range n.Entries {
+		if e.Child != nil {
+			collectReplaced(e.Child, out)
+		}
+	}
 }

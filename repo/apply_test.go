@@ -145,6 +145,11 @@ func TestApplySequence(t *testing.T) {
 		for _, b := range res.Blocks {
 			store[b.CID] = b.Data
 		}
+		// Obsolete blocks must really be unreachable: dropping them keeps the repo whole
+		// (checked by the CAR export at the end).
+		for _, c := range res.Obsolete {
+			delete(store, c)
+		}
 		ev, err := res.CommitEvent(did, nil, time.Now())
 		require.NoError(t, err)
 		_, err = indigorepo.VerifyCommitMessage(ctx, ev)
@@ -181,6 +186,12 @@ func TestApplySequence(t *testing.T) {
 	res, err := commit([]Write{{Action: ActionUpdate, Collection: coll, RKey: rk(5), Record: post(t, "edited"), SwapRecord: &old}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, old, *res.Ops[0].Prev)
+	res, err = commit([]Write{{Action: ActionPut, Collection: coll, RKey: rk(6), Record: post(t, "put over")}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, ActionUpdate, res.Ops[0].Action)
+	res, err = commit([]Write{{Action: ActionPut, Collection: syntax.NSID("app.bsky.actor.profile"), RKey: "self", Record: post(t, "new")}}, nil)
+	require.NoError(t, err)
+	require.Equal(t, ActionCreate, res.Ops[0].Action)
 	_, err = commit([]Write{{Action: ActionDelete, Collection: coll, RKey: rk(7)}}, nil)
 	require.NoError(t, err)
 	var batch []Write
@@ -220,6 +231,10 @@ func TestApplySequence(t *testing.T) {
 		})
 	}
 
+	// Reloading the tree from the pruned store works: no live node was dropped.
+	_, err = LoadTree(ctx, store, head)
+	require.NoError(t, err)
+
 	// Export the whole repo as a CAR and load it with indigo.
 	var blocks []Block
 	for c, b := range store {
@@ -233,7 +248,7 @@ func TestApplySequence(t *testing.T) {
 	got := map[string]cid.Cid{}
 	require.NoError(t, r.MST.Walk(func(k []byte, v cid.Cid) error { got[string(k)] = v; return nil }))
 	require.Equal(t, model, got)
-	require.Len(t, got, 300-1-50+100)
+	require.Len(t, got, 300-1-50+100+1)
 }
 
 func TestNextRev(t *testing.T) {

@@ -15,11 +15,16 @@ import (
 // sections. go-car's writer would pull a blockstore abstraction into a hot path that
 // only needs to frame bytes we already hold.
 
-// CARHeader returns the encoded header (with its length prefix) for a single root.
+// CARHeader returns the encoded header (with its length prefix). A repo CAR has its
+// commit as the single root; an undefined root gives an empty roots list (getBlocks).
 func CARHeader(root cid.Cid) ([]byte, error) {
+	roots := []any{}
+	if root.Defined() {
+		roots = append(roots, atdata.CIDLink(root))
+	}
 	hdr, err := atdata.MarshalCBOR(map[string]any{
 		"version": int64(1),
-		"roots":   []any{atdata.CIDLink(root)},
+		"roots":   roots,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding CAR header: %w", err)

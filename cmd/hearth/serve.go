@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hearth-social/hearth/pds"
+	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/urfave/cli/v2"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the PDS (with an embedded PLC directory unless --plc-url is set)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the databases, blobs and keys live", EnvVars: []string{"HEARTH_DATA_DIR"}},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
+			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
+			&cli.StringFlag{Name: "public-url", Usage: "URL that reaches this PDS (default https://HOSTNAME, or http://localhost:PORT for localhost)", EnvVars: []string{"HEARTH_PUBLIC_URL"}},
+			&cli.StringFlag{Name: "handle-domains", Value: ".test", Usage: "comma-separated handle suffixes offered to new accounts", EnvVars: []string{"HEARTH_HANDLE_DOMAINS"}},
+			&cli.BoolFlag{Name: "invite-required", Usage: "require an invite code to create an account", EnvVars: []string{"HEARTH_INVITE_REQUIRED"}},
+			&cli.StringFlag{Name: "admin-password", Usage: "admin password (generated and kept in the data dir if unset)", EnvVars: []string{"HEARTH_ADMIN_PASSWORD"}},
+			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
+			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
+			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
+		},
+		Action: runServe,
+	}
+}
+
+// serveConfig is every flag of `hearth serve`, read once and checked.
+type serveConfig struct {
+	pds       pds.Config
+	listen    string
+	plcListen string
+	embedPLC  bool
+}
+
+func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
+	sc := &serveConfig{pds: pds.DefaultConfig()}
+	c := &sc.pds
+	c.Version = version
+	c.DataDir = cctx.String("data-dir")
+	if c.DataDir == "" {
+		return nil, errors.New("--data-dir (HEARTH_DATA_DIR) must not be empty")
+	}
+	sc.listen = cctx.String("listen")
+	if _, _, err := net.SplitHostPort(sc.listen); err != nil {
+		return nil, fmt.Errorf("--listen (HEARTH_LISTEN) %q: want host:port: %w", sc.listen, err)
+	}
+	c.Hostname = strings.ToLower(strings.TrimSpace(cctx.String("hostname")))
+	c.PublicURL = cctx.String("public-url")
+	if c.PublicURL == "" {
+		if c.Hostname == "localhost" {
+			_, port, _ := net.SplitHostPort(sc.listen)
+			c.PublicURL = "http://localhost:" + port
+		} else {
+			c.PublicURL = "https://" + c.Hostname
+		}
+	}
+	c.HandleDomains = nil
+	for _, d := range strings.Split(cctx.String("handle-domains"), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			c.HandleDomains = append(c.HandleDomains, d)
+		}
+	}
+	c.InviteRequired = cctx.Bool("invite-required")
+	c.AdminPassword = cctx.String("admin-password")
+	c.EventRetention = cctx.Duration("event-retention")
+	c.PLCURL = cctx.String("plc-url")
+	sc.plcListen = cctx.String("plc-listen")
+	if c.PLCURL == "" {
+		sc.embedPLC = true
+		if _, _, err := net.SplitHostPort(sc.plcListen); err != nil {
+			return nil, fmt.Errorf("--plc-listen (HEARTH_PLC_LISTEN) %q: want host:port: %w", sc.plcListen, err)
+		}
+		c.PLCURL = "http://" + sc.plcListen // replaced by the bound address below
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration (check --hostname, --public-url, --handle-domains, --plc-url): %w", err)
+	}
+	return sc, nil
+}
+
+// adminPassword returns the configured admin password, or the one kept in the data dir,
+// generating it on first start.
+func adminPassword(dataDir, configured string) (string, bool, error) {
+	if configured != "" {
+		return configured, false, nil
+	}
+	path := filepath.Join(dataDir, "admin-password")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	raw := make([]byte, 18)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", false, err
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("saving admin password: %w", err)
+	}
+	return pw, true, nil
+}
+
+func runServe(cctx *cli.Context) error {
+	ctx := cctx.Context
+	log, err := newLogger(cctx)
+	if err != nil {
+		return err
+	}
+	sc, err := readServeConfig(cctx)
+	if err != nil {
+		return err
+	}
+	out := cctx.App.Writer
+	if err := os.MkdirAll(sc.pds.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir (HEARTH_DATA_DIR) %s: %w", sc.pds.DataDir, err)
+	}
+	pw, generated, err := adminPassword(sc.pds.DataDir, sc.pds.AdminPassword)
+	if err != nil {
+		return err
+	}
+	sc.pds.AdminPassword = pw
+
+	var servers []*http.Server
+	errc := make(chan error, 3)
+	serve := func(name string, ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	var dir *identity.Directory
+	if sc.embedPLC {
+		dir, err = identity.OpenDirectory(ctx, filepath.Join(sc.pds.DataDir, "plc.sqlite"), log.With("component", "plc"))
+		if err != nil {
+			return fmt.Errorf("opening the embedded PLC directory: %w", err)
+		}
+		defer dir.Close()
+		ln, err := net.Listen("tcp", sc.plcListen)
+		if err != nil {
+			return fmt.Errorf("--plc-listen (HEARTH_PLC_LISTEN) %s: %w", sc.plcListen, err)
+		}
+		sc.pds.PLCURL = "http://" + ln.Addr().String()
+		serve("plc directory", ln, dir.Handler())
+	}
+
+	srv, err := pds.New(ctx, sc.pds, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", sc.listen)
+	if err != nil {
+		return fmt.Errorf("--listen (HEARTH_LISTEN) %s: %w", sc.listen, err)
+	}
+	serve("pds", ln, srv.Handler())
+
+	fmt.Fprintf(out, "Hearth %s\n", version)
+	fmt.Fprintf(out, "  PDS:            http://%s (public URL %s, DID %s)\n", ln.Addr(), sc.pds.PublicURL, sc.pds.ServerDID())
+	fmt.Fprintf(out, "  firehose:       ws://%s/xrpc/com.atproto.sync.subscribeRepos\n", ln.Addr())
+	if sc.embedPLC {
+		fmt.Fprintf(out, "  PLC directory:  %s (embedded)\n", sc.pds.PLCURL)
+	} else {
+		fmt.Fprintf(out, "  PLC directory:  %s\n", sc.pds.PLCURL)
+	}
+	fmt.Fprintf(out, "  handles:        *%s\n", strings.Join(sc.pds.HandleDomains, ", *"))
+	fmt.Fprintf(out, "  data dir:       %s\n", sc.pds.DataDir)
+	if generated {
+		fmt.Fprintf(out, "  admin password: %s (generated; kept in %s)\n", pw, filepath.Join(sc.pds.DataDir, "admin-password"))
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+		log.Error("server failed", "err", err)
+	}
+	shutdown(log, srv, servers)
+	return err
+}
+
+func shutdown(log *slog.Logger, srv *pds.Server, servers []*http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Hijacked websocket connections are not closed by http.Server.Shutdown: the
+	// sequencer sends each subscriber a close frame first.
+	srv.Shutdown(ctx)
+	for _, s := range servers {
+		if err := s.Shutdown(ctx); err != nil {
+			log.Warn("http shutdown", "err", err)
+		}
+	}
+}

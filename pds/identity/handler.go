@@ -1,0 +1,135 @@
+package identity
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+)
+
+// Handler serves the directory's HTTP API, a subset of plc.directory's:
+//
+//	POST /{did}           submit an operation (400 {"message"} when rejected)
+//	GET  /{did}           DID document (404 unknown, 410 tombstoned)
+//	GET  /{did}/data      current state
+//	GET  /{did}/log       operations, oldest first
+//	GET  /{did}/log/audit audit log entries
+//	GET  /{did}/log/last  latest operation
+//	GET  /_health         {"version": ...}
+func (d *Directory) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"version": "hearth"})
+	})
+	mux.HandleFunc("POST /{did}", d.handleSubmit)
+	mux.HandleFunc("GET /{did}", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		doc, err := d.Document(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/did+ld+json")
+		writeJSONBody(w, http.StatusOK, doc)
+	}))
+	mux.HandleFunc("GET /{did}/data", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		data, err := d.Data(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, data)
+	}))
+	mux.HandleFunc("GET /{did}/log", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		ops, err := d.Ops(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ops)
+	}))
+	mux.HandleFunc("GET /{did}/log/audit", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		entries, err := d.AuditLog(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, entries)
+	}))
+	mux.HandleFunc("GET /{did}/log/last", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		op, _, err := d.LastOp(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, op)
+	}))
+	return mux
+}
+
+func (d *Directory) withDID(h func(http.ResponseWriter, *http.Request, syntax.DID)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		did, err := ParsePLCDID(r.PathValue("did"))
+		if err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		h(w, r, did)
+	}
+}
+
+func (d *Directory) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeMessage(w, http.StatusBadRequest, "operation too large")
+			return
+		}
+		writeMessage(w, http.StatusBadRequest, "could not read request body")
+		return
+	}
+	if _, err := d.SubmitJSON(r.Context(), r.PathValue("did"), body); err != nil {
+		var rej *RejectedError
+		if errors.As(err, &rej) {
+			writeMessage(w, http.StatusBadRequest, rej.Reason)
+			return
+		}
+		d.log.ErrorContext(r.Context(), "plc submit failed", "did", r.PathValue("did"), "err", err)
+		writeMessage(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (d *Directory) writeLookupError(w http.ResponseWriter, r *http.Request, did syntax.DID, err error) {
+	switch {
+	case errors.Is(err, ErrDIDNotRegistered):
+		writeMessage(w, http.StatusNotFound, "DID not registered: "+did.String())
+	case errors.Is(err, ErrDIDTombstoned):
+		writeMessage(w, http.StatusGone, "DID not available: "+did.String())
+	default:
+		d.log.ErrorContext(r.Context(), "plc lookup failed", "did", did, "err", err)
+		writeMessage(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	writeJSONBody(w, status, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"message":"internal error"}`, http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,225 @@
+package pds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/hearth-social/hearth/pds/auth"
+)
+
+// authLevel is what a route requires of the caller.
+type authLevel int
+
+const (
+	authNone     authLevel = iota
+	authUser               // a valid access token
+	authOptional           // an access token if present
+	authAdmin              // HTTP Basic admin:PASSWORD
+	authRefresh            // a valid, stored refresh token
+)
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type route struct {
+	method  string
+	auth    authLevel
+	handler handlerFunc
+}
+
+// buildRoutes is the one routing table: NSID -> method, auth level, handler.
+func (s *Server) buildRoutes() map[string]route {
+	get := func(a authLevel, h handlerFunc) route { return route{http.MethodGet, a, h} }
+	post := func(a authLevel, h handlerFunc) route { return route{http.MethodPost, a, h} }
+	return map[string]route{
+		// com.atproto.server
+		"com.atproto.server.describeServer":        get(authNone, s.handleDescribeServer),
+		"com.atproto.server.createAccount":         post(authNone, s.handleCreateAccount),
+		"com.atproto.server.createSession":         post(authNone, s.handleCreateSession),
+		"com.atproto.server.refreshSession":        post(authRefresh, s.handleRefreshSession),
+		"com.atproto.server.getSession":            get(authUser, s.handleGetSession),
+		"com.atproto.server.deleteSession":         post(authRefresh, s.handleDeleteSession),
+		"com.atproto.server.createAppPassword":     post(authUser, s.handleCreateAppPassword),
+		"com.atproto.server.listAppPasswords":      get(authUser, s.handleListAppPasswords),
+		"com.atproto.server.revokeAppPassword":     post(authUser, s.handleRevokeAppPassword),
+		"com.atproto.server.createInviteCode":      post(authAdmin, s.handleCreateInviteCode),
+		"com.atproto.server.createInviteCodes":     post(authAdmin, s.handleCreateInviteCodes),
+		"com.atproto.server.getAccountInviteCodes": get(authUser, s.handleGetAccountInviteCodes),
+		// com.atproto.identity
+		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
+		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
+		// com.atproto.repo
+		"com.atproto.repo.createRecord": post(authUser, s.handleCreateRecord),
+		"com.atproto.repo.putRecord":    post(authUser, s.handlePutRecord),
+		"com.atproto.repo.deleteRecord": post(authUser, s.handleDeleteRecord),
+		"com.atproto.repo.applyWrites":  post(authUser, s.handleApplyWrites),
+		"com.atproto.repo.getRecord":    get(authNone, s.handleGetRecord),
+		"com.atproto.repo.listRecords":  get(authNone, s.handleListRecords),
+		"com.atproto.repo.describeRepo": get(authNone, s.handleDescribeRepo),
+		// com.atproto.sync
+		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
+		"com.atproto.sync.getLatestCommit": get(authNone, s.handleSyncGetLatestCommit),
+		"com.atproto.sync.getRecord":       get(authNone, s.handleSyncGetRecord),
+		"com.atproto.sync.getBlocks":       get(authNone, s.handleSyncGetBlocks),
+		"com.atproto.sync.listRepos":       get(authNone, s.handleSyncListRepos),
+		"com.atproto.sync.getRepoStatus":   get(authNone, s.handleSyncGetRepoStatus),
+	}
+}
+
+// caller is the authenticated principal of a request.
+type caller struct {
+	DID       string
+	Scope     string
+	RefreshID string // for refresh-token routes
+	Admin     bool
+}
+
+type callerKey struct{}
+
+func callerFrom(ctx context.Context) *caller {
+	c, _ := ctx.Value(callerKey{}).(*caller)
+	return c
+}
+
+// Handler returns the PDS's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
+	mux.HandleFunc("GET /xrpc/com.atproto.sync.subscribeRepos", s.seq.ServeHTTP)
+	mux.HandleFunc("GET /.well-known/atproto-did", s.handleWellKnownAtprotoDID)
+	mux.HandleFunc("GET /.well-known/did.json", s.handleWellKnownDIDJSON)
+	mux.HandleFunc("GET /xrpc/_health", func(w http.ResponseWriter, r *http.Request) {
+		xrpc.WriteJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
+	})
+	mux.HandleFunc("GET /robots.txt", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "User-agent: *\nAllow: /\n")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "This is an AT Protocol Personal Data Server (Hearth %s).\n\nMost API routes are under /xrpc/\n", s.cfg.Version)
+	})
+	return s.recoverer(s.cors(mux))
+}
+
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "*")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				xrpc.WriteError(w, r, nil, xrpc.Internal(fmt.Errorf("panic: %v", v)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
+	nsid := r.PathValue("nsid")
+	rt, ok := s.routes[nsid]
+	if !ok {
+		s.fail(w, r, xrpc.Errorf(http.StatusNotImplemented, "MethodNotImplemented", "method %s is not implemented by this server", nsid))
+		return
+	}
+	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
+		s.fail(w, r, xrpc.InvalidRequest("%s expects HTTP %s", nsid, rt.method))
+		return
+	}
+	c, err := s.authenticate(r, rt.auth)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if c != nil {
+		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	}
+	start := time.Now()
+	if err := rt.handler(w, r); err != nil {
+		s.fail(w, r, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		s.log.Warn("slow request", "nsid", nsid, "duration", d)
+	}
+}
+
+// fail maps an error to its XRPC response.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	xrpc.WriteError(w, r, s.log, err)
+}
+
+func authError(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrNoToken):
+		return xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "authentication required")
+	case errors.Is(err, auth.ErrExpiredToken):
+		return xrpc.Errorf(http.StatusUnauthorized, "ExpiredToken", "token has expired")
+	case errors.Is(err, auth.ErrWrongType):
+		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "wrong token type for this method")
+	default:
+		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "token could not be verified")
+	}
+}
+
+func (s *Server) authenticate(r *http.Request, level authLevel) (*caller, error) {
+	switch level {
+	case authNone:
+		return nil, nil
+	case authAdmin:
+		if !auth.CheckAdmin(r, s.cfg.AdminPassword) {
+			return nil, xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "admin authentication required")
+		}
+		return &caller{Admin: true}, nil
+	case authOptional:
+		if r.Header.Get("Authorization") == "" {
+			return nil, nil
+		}
+		fallthrough
+	case authUser:
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Basic ") && auth.CheckAdmin(r, s.cfg.AdminPassword) {
+			return &caller{Admin: true}, nil
+		}
+		tok, err := auth.BearerToken(r)
+		if err != nil {
+			return nil, authError(err)
+		}
+		c, err := s.sessions.CheckAccess(tok)
+		if err != nil {
+			return nil, authError(err)
+		}
+		return &caller{DID: c.Subject, Scope: c.Scope}, nil
+	case authRefresh:
+		tok, err := auth.BearerToken(r)
+		if err != nil {
+			return nil, authError(err)
+		}
+		c, err := s.sessions.CheckRefresh(tok)
+		if err != nil {
+			return nil, authError(err)
+		}
+		return &caller{DID: c.Subject, Scope: c.Scope, RefreshID: c.ID}, nil
+	}
+	return nil, fmt.Errorf("unknown auth level %d", level)
+}

@@ -1,0 +1,118 @@
+package sequencer
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/gorilla/websocket"
+)
+
+// entry is one stored frame kept in memory for live subscribers.
+type entry struct {
+	seq   int64
+	frame []byte
+	// pm is the frame prepared once for every subscriber (nil unless Sequencer.prepared).
+	pm *websocket.PreparedMessage
+}
+
+// ringState says where a subscriber stands relative to the ring.
+type ringState int
+
+const (
+	// ringEntries: entries after the subscriber's position were returned.
+	ringEntries ringState = iota
+	// ringCaughtUp: nothing newer yet; wait on the returned channel.
+	ringCaughtUp
+	// ringBehind: the position is older than the ring covers; page from the Source.
+	ringBehind
+)
+
+// ring holds the most recent frames, in seq order. Its invariant: every event with
+// floor < seq <= last is in buf, so a subscriber whose position is at least floor can
+// be served from memory without a gap.
+//
+// Only the tail goroutine appends; subscribers read under the read lock. Waiters are
+// woken by closing wake, which is replaced on every append (so Notify and the tail never
+// wait on anybody).
+type ring struct {
+	mu    sync.RWMutex
+	buf   []entry
+	start int // index in buf of the oldest entry
+	n     int // entries held
+	floor int64
+	last  int64
+	wake  chan struct{}
+}
+
+func newRing(size int) *ring {
+	return &ring{buf: make([]entry, size), wake: make(chan struct{})}
+}
+
+// reset empties the ring at position seq (the last event that exists before it starts).
+func (r *ring) reset(seq int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.buf)
+	r.start, r.n = 0, 0
+	r.floor, r.last = seq, seq
+}
+
+// lastSeq is the newest seq the ring knows about.
+func (r *ring) lastSeq() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.last
+}
+
+// floorSeq is the seq after which the ring holds every event.
+func (r *ring) floorSeq() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.floor
+}
+
+// append adds entries (in increasing seq order, newer than last), evicting the oldest,
+// and wakes every waiter.
+func (r *ring) append(es []entry) {
+	if len(es) == 0 {
+		return
+	}
+	r.mu.Lock()
+	for _, e := range es {
+		if e.seq <= r.last {
+			continue
+		}
+		if r.n == len(r.buf) {
+			r.floor = r.buf[r.start].seq
+			r.buf[r.start] = entry{}
+			r.start = (r.start + 1) % len(r.buf)
+			r.n--
+		}
+		r.buf[(r.start+r.n)%len(r.buf)] = e
+		r.n++
+		r.last = e.seq
+	}
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// read appends to dst up to max entries with seq > after. It also returns the newest
+// seq in the ring (to measure lag) and, when caught up, the channel closed on the next
+// append.
+func (r *ring) read(after int64, dst []entry, max int) ([]entry, ringState, int64, <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if after >= r.last {
+		return dst, ringCaughtUp, r.last, r.wake
+	}
+	if after < r.floor {
+		return dst, ringBehind, r.last, nil
+	}
+	// First entry with seq > after.
+	i := sort.Search(r.n, func(i int) bool { return r.buf[(r.start+i)%len(r.buf)].seq > after })
+	for ; i < r.n && max > 0; i, max = i+1, max-1 {
+		dst = append(dst, r.buf[(r.start+i)%len(r.buf)])
+	}
+	return dst, ringEntries, r.last, nil
+}

@@ -1,0 +1,309 @@
+package sequencer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/hearth-social/hearth/pds/store"
+)
+
+// ringBatch is how many ring entries a subscriber copies out per lock.
+const ringBatch = 128
+
+// closeWait bounds how long a subscriber waits for the peer's close reply.
+const closeWait = time.Second
+
+// subscriber is one subscribeRepos connection.
+type subscriber struct {
+	id     uint64
+	conn   *websocket.Conn
+	remote string
+	sent   int64
+}
+
+// start is where a new subscriber begins.
+type start struct {
+	pos      int64 // last seq considered sent
+	outdated bool  // cursor older than the oldest kept event
+	future   bool  // cursor newer than the last seq
+}
+
+// plan decides where a subscriber with the given cursor starts.
+func (s *Sequencer) plan(ctx context.Context, cursor *int64) (start, error) {
+	last, err := s.src.LastSeq(ctx)
+	if err != nil {
+		return start{}, err
+	}
+	if cursor == nil {
+		return start{pos: last}, nil
+	}
+	c := *cursor
+	if c > last {
+		return start{future: true}, nil
+	}
+	oldest, _, err := s.src.OldestEvent(ctx)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Everything was pruned: the cursor is outdated unless it is already current.
+		return start{pos: last, outdated: c < last}, nil
+	case err != nil:
+		return start{}, err
+	case c < oldest-1:
+		return start{pos: oldest - 1, outdated: true}, nil
+	}
+	return start{pos: c}, nil
+}
+
+// ServeHTTP serves GET /xrpc/com.atproto.sync.subscribeRepos.
+func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var cursor *int64
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		c, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || c < 0 {
+			xrpc.WriteError(w, r, s.log, xrpc.InvalidRequest("cursor must be a non-negative integer"))
+			return
+		}
+		cursor = &c
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		xrpc.WriteError(w, r, s.log, xrpc.InvalidRequest("subscribeRepos is a websocket subscription"))
+		return
+	}
+	ctx := r.Context()
+	if err := s.startTail(ctx); err != nil {
+		if errors.Is(err, errClosed) {
+			xrpc.WriteError(w, r, s.log, xrpc.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "server is shutting down"))
+			return
+		}
+		xrpc.WriteError(w, r, s.log, err)
+		return
+	}
+	st, err := s.plan(ctx, cursor)
+	if err != nil {
+		xrpc.WriteError(w, r, s.log, err)
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered already.
+		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	sub := &subscriber{conn: conn, remote: r.RemoteAddr}
+	if !s.register(sub) {
+		s.closeConn(sub, websocket.CloseGoingAway, "server shutting down")
+		return
+	}
+	defer s.unregister(sub)
+
+	log := s.log.With("sub", sub.id, "remote", sub.remote)
+	if cursor != nil {
+		log.Info("firehose subscriber connected", "cursor", *cursor, "from", st.pos)
+	} else {
+		log.Info("firehose subscriber connected", "from", st.pos)
+	}
+	began := time.Now()
+	reason := s.serve(sub, st)
+	log.Info("firehose subscriber disconnected", "reason", reason, "sent", sub.sent, "duration", time.Since(began).Round(time.Millisecond))
+}
+
+func (s *Sequencer) register(sub *subscriber) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.nextID++
+	sub.id = s.nextID
+	s.subs[sub] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Sequencer) unregister(sub *subscriber) {
+	s.mu.Lock()
+	delete(s.subs, sub)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// closeConn sends a close frame and closes the connection (without waiting for a reply).
+func (s *Sequencer) closeConn(sub *subscriber, code int, text string) {
+	sub.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.WriteTimeout))
+	sub.conn.Close()
+}
+
+// serve runs one subscriber until it ends, and returns why it ended.
+func (s *Sequencer) serve(sub *subscriber, st start) string {
+	conn := sub.conn
+	ctx, cancel := context.WithCancel(s.base)
+	defer cancel()
+
+	// Read pump: subscribers send nothing but control frames; reading processes pongs
+	// and close frames, and notices a peer that went away.
+	readTimeout := 2*s.cfg.PingInterval + s.cfg.WriteTimeout
+	conn.SetReadLimit(4 << 10)
+	conn.SetReadDeadline(time.Now().Add(readTimeout))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(readTimeout))
+	})
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		defer cancel()
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+
+	reason := s.pump(ctx, sub, st)
+	if s.base.Err() != nil && reason == "" {
+		reason = "shutdown"
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(s.cfg.WriteTimeout))
+		// Give the peer a moment to answer the close, then cut.
+		t := time.NewTimer(closeWait)
+		select {
+		case <-pumpDone:
+		case <-t.C:
+		}
+		t.Stop()
+	} else if reason == "" {
+		reason = "peer closed"
+	}
+	conn.Close()
+	<-pumpDone
+	return reason
+}
+
+// sendError sends an error frame then a close frame. The caller closes the connection.
+func (s *Sequencer) sendError(sub *subscriber, name, message string) {
+	frame, err := ErrorFrame(name, message)
+	if err == nil {
+		sub.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		err = sub.conn.WriteMessage(websocket.BinaryMessage, frame)
+	}
+	if err == nil {
+		sub.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, name), time.Now().Add(s.cfg.WriteTimeout))
+	}
+}
+
+// pump sends events until ctx is done (returning "") or the subscriber must go (returning
+// the reason).
+func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string {
+	if st.future {
+		s.sendError(sub, ErrFutureCursor, "cursor is ahead of the stream")
+		return ErrFutureCursor
+	}
+	if st.outdated {
+		frame, err := InfoFrame(InfoOutdatedCursor, "cursor is older than the oldest kept event; replaying from the oldest")
+		if err != nil {
+			return err.Error()
+		}
+		if err := s.write(sub, frame, nil); err != nil {
+			return s.writeFailed(ctx, err)
+		}
+	}
+
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	pos := st.pos
+	live := false
+	buf := make([]entry, 0, ringBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-ping.C:
+			if err := sub.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+				return s.writeFailed(ctx, err)
+			}
+		default:
+		}
+
+		ents, state, last, wake := s.ring.read(pos, buf[:0], ringBatch)
+		if lag := last - pos; lag <= int64(s.cfg.MaxLag) {
+			live = true
+		} else if live {
+			s.slowDrops.Add(1)
+			s.sendError(sub, ErrConsumerTooSlow, fmt.Sprintf("more than %d events behind", s.cfg.MaxLag))
+			return ErrConsumerTooSlow
+		}
+		switch state {
+		case ringEntries:
+			for i := range ents {
+				if err := s.write(sub, ents[i].frame, ents[i].pm); err != nil {
+					return s.writeFailed(ctx, err)
+				}
+				pos = ents[i].seq
+			}
+			clear(ents)
+		case ringCaughtUp:
+			select {
+			case <-ctx.Done():
+				return ""
+			case <-wake:
+			case <-ping.C:
+				if err := sub.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+					return s.writeFailed(ctx, err)
+				}
+			}
+		case ringBehind:
+			evs, err := s.src.EventsAfter(ctx, pos, s.cfg.PageSize)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ""
+				}
+				s.log.Warn("replaying events", "sub", sub.id, "after", pos, "err", err)
+				return "source error"
+			}
+			for _, ev := range evs {
+				if err := s.write(sub, ev.Frame, nil); err != nil {
+					return s.writeFailed(ctx, err)
+				}
+				pos = ev.Seq
+			}
+			if len(evs) == 0 {
+				// Nothing after pos although the ring starts later: the gap was pruned
+				// meanwhile. Continue from the ring rather than spin.
+				pos = max(pos, s.ring.floorSeq())
+			}
+		}
+	}
+}
+
+// write sends one frame within WriteTimeout.
+func (s *Sequencer) write(sub *subscriber, frame []byte, pm *websocket.PreparedMessage) error {
+	sub.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	var err error
+	if pm != nil {
+		err = sub.conn.WritePreparedMessage(pm)
+	} else {
+		err = sub.conn.WriteMessage(websocket.BinaryMessage, frame)
+	}
+	if err == nil {
+		sub.sent++
+	}
+	return err
+}
+
+// writeFailed classifies a failed write: a timeout means the consumer is too slow (the
+// connection can take no more writes, so no error frame can follow).
+func (s *Sequencer) writeFailed(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return ""
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.slowDrops.Add(1)
+		return ErrConsumerTooSlow + " (write timeout)"
+	}
+	return "write failed: " + err.Error()
+}

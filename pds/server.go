@@ -1,0 +1,117 @@
+// Package pds is the Personal Data Server: accounts, sessions, signed repositories and
+// the com.atproto XRPC API, wired over the store, the commit pipeline and the firehose.
+package pds
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/lexicons"
+	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/sequencer"
+	"github.com/hearth-social/hearth/pds/store"
+)
+
+// Server is a running PDS (without its listener: see Handler and cmd/hearth).
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	writer   *writer
+	plc      *identity.Client
+	sessions *auth.Sessions
+	hasher   *auth.Hasher
+	lex      *lexicons.Catalog
+	rotation atcrypto.PrivateKeyExportable
+	seq      *sequencer.Sequencer
+	routes   map[string]route
+	tids     *syntax.TIDClock
+	bg       context.CancelFunc
+	bgDone   chan struct{}
+}
+
+// New opens the data dir and builds the server. Close releases it.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "pds.sqlite"), log.With("component", "store"), store.Options{Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		store:  st,
+		writer: newWriter(st, log.With("component", "writer"), 512),
+		plc:    &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
+		hasher: auth.NewHasher(cfg.PasswordCost, 2),
+		lex:    lexicons.NewCatalog(),
+		tids:   syntax.NewTIDClock(0),
+	}
+	jwtKey, err := st.Secret(ctx, "jwt-hs256", func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading JWT key: %w", err)
+	}
+	s.sessions = auth.NewSessions(jwtKey, cfg.ServerDID())
+	rot, err := st.Secret(ctx, "plc-rotation-k256", func() ([]byte, error) {
+		k, err := atcrypto.GeneratePrivateKeyK256()
+		if err != nil {
+			return nil, err
+		}
+		return k.Bytes(), nil
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading rotation key: %w", err)
+	}
+	if s.rotation, err = atcrypto.ParsePrivateBytesK256(rot); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("parsing rotation key: %w", err)
+	}
+	s.seq = sequencer.New(st, log.With("component", "sequencer"), sequencer.Config{Retention: cfg.EventRetention})
+	st.SetOnCommit(s.seq.Notify)
+	s.routes = s.buildRoutes()
+	bgctx, cancel := context.WithCancel(context.Background())
+	s.bg, s.bgDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.bgDone)
+		s.seq.RunRetention(bgctx)
+	}()
+	return s, nil
+}
+
+// Shutdown closes every firehose subscriber with a close frame, bounded by ctx.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.seq.Shutdown(ctx)
+}
+
+// Close stops background work and closes the store. Call after the HTTP server stopped.
+func (s *Server) Close() error {
+	s.bg()
+	<-s.bgDone
+	return s.store.Close()
+}
+
+// Store exposes the store for the CLI's admin commands.
+func (s *Server) Store() *store.Store { return s.store }
+
+var errNotFound = errors.New("not found")

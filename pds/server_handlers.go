@@ -1,0 +1,525 @@
+package pds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/store"
+)
+
+func (s *Server) handleDescribeServer(w http.ResponseWriter, r *http.Request) error {
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
+		"did":                  s.cfg.ServerDID(),
+		"availableUserDomains": s.cfg.HandleDomains,
+		"inviteCodeRequired":   s.cfg.InviteRequired,
+		"phoneVerificationRequired": false,
+		"links":                map[string]any{},
+		"contact":              map[string]any{},
+	})
+	return nil
+}
+
+// validateNewHandle checks a requested handle: valid syntax, under a configured domain,
+// and a single label in front of it.
+func (s *Server) validateNewHandle(raw string) (syntax.Handle, error) {
+	h, err := syntax.ParseHandle(strings.ToLower(strings.TrimSpace(raw)))
+	if err != nil {
+		return "", xrpc.Errorf(http.StatusBadRequest, "InvalidHandle", "invalid handle %q: %v", raw, err)
+	}
+	for _, d := range s.cfg.HandleDomains {
+		if label, ok := strings.CutSuffix(h.String(), d); ok {
+			if label == "" || strings.Contains(label, ".") {
+				return "", xrpc.Errorf(http.StatusBadRequest, "InvalidHandle", "handle must be one label followed by %s", d)
+			}
+			if len(label) < 3 || len(label) > 18 {
+				return "", xrpc.Errorf(http.StatusBadRequest, "InvalidHandle", "the part before %s must be 3 to 18 characters", d)
+			}
+			return h, nil
+		}
+	}
+	return "", xrpc.Errorf(http.StatusBadRequest, "UnsupportedDomain", "handle must end with one of %s", strings.Join(s.cfg.HandleDomains, ", "))
+}
+
+type createAccountInput struct {
+	Handle     string `json:"handle"`
+	Email      string `json:"email"`
+	Password   string `json:"password"`
+	InviteCode string `json:"inviteCode"`
+	DID        string `json:"did"`
+}
+
+func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var in createAccountInput
+	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
+		return err
+	}
+	if in.DID != "" {
+		return xrpc.InvalidRequest("bringing an existing DID (account migration) is not supported yet")
+	}
+	handle, err := s.validateNewHandle(in.Handle)
+	if err != nil {
+		return err
+	}
+	if len(in.Password) < 1 || len(in.Password) > 256 {
+		return xrpc.InvalidRequest("password must be 1 to 256 characters")
+	}
+	if in.Email != "" {
+		if _, err := mail.ParseAddress(in.Email); err != nil || strings.ContainsAny(in.Email, " <>") {
+			return xrpc.InvalidRequest("invalid email address")
+		}
+	}
+	if s.cfg.InviteRequired && in.InviteCode == "" {
+		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "an invite code is required")
+	}
+	if taken, err := s.store.HandleExists(ctx, handle.String()); err != nil {
+		return err
+	} else if taken {
+		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", handle)
+	}
+	if in.Email != "" {
+		if _, err := s.store.AccountByEmail(ctx, in.Email); err == nil {
+			return xrpc.Errorf(http.StatusBadRequest, "InvalidRequest", "email already taken")
+		}
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return err
+	}
+	key, err := atcrypto.GeneratePrivateKeyK256()
+	if err != nil {
+		return err
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return err
+	}
+	rotPub, err := s.rotation.PublicKey()
+	if err != nil {
+		return err
+	}
+	op, did, err := identity.NewGenesis(handle.String(), s.cfg.PublicURL, pub, []atcrypto.PublicKey{rotPub}, s.rotation)
+	if err != nil {
+		return fmt.Errorf("building PLC genesis: %w", err)
+	}
+	if err := s.plc.Submit(ctx, did, op); err != nil {
+		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "registering the DID with the PLC directory failed: %v", err)
+	}
+	pair, err := s.sessions.Issue(did.String(), auth.ScopeAccess)
+	if err != nil {
+		return err
+	}
+	acct := &store.Account{DID: did.String(), Handle: handle.String(), Email: in.Email, PasswordHash: hash, SigningKey: key.Bytes()}
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateAccount(acct); err != nil {
+			return err
+		}
+		if s.cfg.InviteRequired {
+			if err := tx.UseInviteCode(in.InviteCode, did.String(), tx.Now().UTC().Format(time.RFC3339)); err != nil {
+				return err
+			}
+		}
+		if _, err := genesis(ctx, tx, did, handle.String(), key); err != nil {
+			return err
+		}
+		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: did.String(), Expires: pair.RefreshExpires})
+	})
+	switch {
+	case errors.Is(err, store.ErrHandleTaken):
+		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", handle)
+	case errors.Is(err, store.ErrEmailTaken):
+		return xrpc.InvalidRequest("email already taken")
+	case errors.Is(err, store.ErrInviteUnavailable):
+		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "invite code not available")
+	case err != nil:
+		return err
+	}
+	s.log.Info("account created", "did", did, "handle", handle)
+	doc, _ := identity.DocFromOp(did, op)
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
+		"handle":     handle.String(),
+		"did":        did.String(),
+		"didDoc":     doc,
+		"accessJwt":  pair.Access,
+		"refreshJwt": pair.Refresh,
+	})
+	return nil
+}
+
+type createSessionInput struct {
+	Identifier string `json:"identifier"`
+	Password   string `json:"password"`
+}
+
+// lookupAccount finds an account by handle, DID or email.
+func (s *Server) lookupAccount(ctx context.Context, ident string) (*store.Account, error) {
+	ident = strings.TrimSpace(ident)
+	switch {
+	case strings.HasPrefix(ident, "did:"):
+		return s.store.AccountByDID(ctx, ident)
+	case strings.Contains(ident, "@"):
+		return s.store.AccountByEmail(ctx, ident)
+	default:
+		return s.store.AccountByHandle(ctx, strings.TrimPrefix(ident, "@"))
+	}
+}
+
+func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var in createSessionInput
+	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
+		return err
+	}
+	if in.Identifier == "" || in.Password == "" {
+		return xrpc.InvalidRequest("identifier and password are required")
+	}
+	invalid := xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "invalid identifier or password")
+	acct, err := s.lookupAccount(ctx, in.Identifier)
+	if errors.Is(err, store.ErrNotFound) {
+		return invalid
+	} else if err != nil {
+		return err
+	}
+	scope, appPass := auth.ScopeAccess, ""
+	ok, err := s.hasher.Verify(ctx, acct.PasswordHash, in.Password)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		pws, err := s.store.AppPasswords(ctx, acct.DID)
+		if err != nil {
+			return err
+		}
+		for _, p := range pws {
+			if m, err := s.hasher.Verify(ctx, p.PasswordHash, in.Password); err == nil && m {
+				ok, appPass, scope = true, p.Name, auth.ScopeAppPass
+				if p.Privileged {
+					scope = auth.ScopeAppPassPrivilege
+				}
+				break
+			}
+		}
+	}
+	if !ok {
+		return invalid
+	}
+	if acct.Status == store.StatusTakendown {
+		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
+	}
+	pair, err := s.sessions.Issue(acct.DID, scope)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Write(ctx, func(tx *store.Tx) error {
+		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: acct.DID, AppPassword: appPass, Expires: pair.RefreshExpires})
+	}); err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(acct, pair))
+	return nil
+}
+
+func (s *Server) sessionOutput(acct *store.Account, pair *auth.Pair) map[string]any {
+	out := map[string]any{
+		"did":        acct.DID,
+		"handle":     acct.Handle,
+		"accessJwt":  pair.Access,
+		"refreshJwt": pair.Refresh,
+		"active":     acct.Active(),
+	}
+	if acct.Email != "" {
+		out["email"] = acct.Email
+		out["emailConfirmed"] = false
+	}
+	if !acct.Active() {
+		out["status"] = acct.Status
+	}
+	return out
+}
+
+func (s *Server) handleRefreshSession(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	c := callerFrom(ctx)
+	acct, err := s.store.AccountByDID(ctx, c.DID)
+	if errors.Is(err, store.ErrNotFound) {
+		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
+	} else if err != nil {
+		return err
+	}
+	var pair *auth.Pair
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		old, err := tx.TakeRefreshToken(c.RefreshID)
+		if err != nil {
+			return err
+		}
+		scope := auth.ScopeAccess
+		if old.AppPassword != "" {
+			scope = auth.ScopeAppPass
+		}
+		if pair, err = s.sessions.Issue(c.DID, scope); err != nil {
+			return err
+		}
+		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: c.DID, AppPassword: old.AppPassword, Expires: pair.RefreshExpires})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return xrpc.Errorf(http.StatusUnauthorized, "ExpiredToken", "refresh token has been revoked or already used")
+	} else if err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(acct, pair))
+	return nil
+}
+
+func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if c.Admin {
+		return xrpc.InvalidRequest("admin credentials have no session")
+	}
+	acct, err := s.store.AccountByDID(r.Context(), c.DID)
+	if errors.Is(err, store.ErrNotFound) {
+		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
+	} else if err != nil {
+		return err
+	}
+	out := map[string]any{"did": acct.DID, "handle": acct.Handle, "active": acct.Active()}
+	if acct.Email != "" {
+		out["email"] = acct.Email
+		out["emailConfirmed"] = false
+	}
+	if !acct.Active() {
+		out["status"] = acct.Status
+	}
+	if doc, err := s.plc.Resolve(r.Context(), syntax.DID(acct.DID)); err == nil {
+		out["didDoc"] = doc
+	}
+	xrpc.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := s.store.Write(r.Context(), func(tx *store.Tx) error { return tx.DeleteRefreshToken(c.RefreshID) }); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// requireFullAccess refuses app-password sessions for account-management methods.
+func requireFullAccess(c *caller) error {
+	if c.Admin || c.DID == "" {
+		return xrpc.InvalidRequest("this method needs a user session")
+	}
+	if c.Scope != auth.ScopeAccess {
+		return xrpc.Errorf(http.StatusForbidden, "Forbidden", "app passwords cannot do this")
+	}
+	return nil
+}
+
+func (s *Server) handleCreateAppPassword(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := requireFullAccess(c); err != nil {
+		return err
+	}
+	var in struct {
+		Name       string `json:"name"`
+		Privileged bool   `json:"privileged"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+		return err
+	}
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" || len(in.Name) > 64 {
+		return xrpc.InvalidRequest("name must be 1 to 64 characters")
+	}
+	pw, err := newAppPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(r.Context(), pw)
+	if err != nil {
+		return err
+	}
+	created := time.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
+	err = s.store.Write(r.Context(), func(tx *store.Tx) error {
+		return tx.PutAppPassword(c.DID, store.AppPassword{Name: in.Name, PasswordHash: hash, Privileged: in.Privileged, CreatedAt: created})
+	})
+	if errors.Is(err, store.ErrAppPasswordExists) {
+		return xrpc.Errorf(http.StatusBadRequest, "DuplicateName", "an app password named %q already exists", in.Name)
+	} else if err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"name": in.Name, "password": pw, "createdAt": created, "privileged": in.Privileged})
+	return nil
+}
+
+// newAppPassword returns a password in the xxxx-xxxx-xxxx-xxxx shape apps expect.
+func newAppPassword() (string, error) {
+	id, err := auth.RandomID(16)
+	if err != nil {
+		return "", err
+	}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	var b strings.Builder
+	for i := 0; i < 16; i++ {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteByte(alphabet[int(id[i])%len(alphabet)])
+	}
+	return b.String(), nil
+}
+
+func (s *Server) handleListAppPasswords(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := requireFullAccess(c); err != nil {
+		return err
+	}
+	pws, err := s.store.AppPasswords(r.Context(), c.DID)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(pws))
+	for _, p := range pws {
+		out = append(out, map[string]any{"name": p.Name, "createdAt": p.CreatedAt, "privileged": p.Privileged})
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"passwords": out})
+	return nil
+}
+
+func (s *Server) handleRevokeAppPassword(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := requireFullAccess(c); err != nil {
+		return err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+		return err
+	}
+	if err := s.store.Write(r.Context(), func(tx *store.Tx) error { return tx.DeleteAppPassword(c.DID, in.Name) }); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) newInviteCodes(ctx context.Context, forAccount string, uses, count int) ([]string, error) {
+	if uses < 1 || uses > 10000 {
+		return nil, xrpc.InvalidRequest("useCount must be between 1 and 10000")
+	}
+	if count < 1 || count > 100 {
+		return nil, xrpc.InvalidRequest("codeCount must be between 1 and 100")
+	}
+	if forAccount == "" {
+		forAccount = "admin"
+	} else if _, err := syntax.ParseDID(forAccount); err != nil {
+		return nil, xrpc.InvalidRequest("forAccount must be a DID")
+	}
+	host := strings.ReplaceAll(s.cfg.Hostname, ".", "-")
+	codes := make([]string, count)
+	for i := range codes {
+		id, err := auth.RandomID(8)
+		if err != nil {
+			return nil, err
+		}
+		id = strings.ToLower(strings.NewReplacer("-", "x", "_", "y").Replace(id))
+		codes[i] = host + "-" + id[:5] + "-" + id[5:10]
+	}
+	created := time.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
+	err := s.store.Write(ctx, func(tx *store.Tx) error {
+		for _, c := range codes {
+			if err := tx.PutInviteCode(store.InviteCode{Code: c, ForAccount: forAccount, CreatedBy: "admin", Available: uses, CreatedAt: created}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return codes, err
+}
+
+func (s *Server) handleCreateInviteCode(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		UseCount   int    `json:"useCount"`
+		ForAccount string `json:"forAccount"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+		return err
+	}
+	codes, err := s.newInviteCodes(r.Context(), in.ForAccount, in.UseCount, 1)
+	if err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"code": codes[0]})
+	return nil
+}
+
+func (s *Server) handleCreateInviteCodes(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		CodeCount   int      `json:"codeCount"`
+		UseCount    int      `json:"useCount"`
+		ForAccounts []string `json:"forAccounts"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
+		return err
+	}
+	if in.CodeCount == 0 {
+		in.CodeCount = 1
+	}
+	targets := in.ForAccounts
+	if len(targets) == 0 {
+		targets = []string{""}
+	}
+	if len(targets) > 100 {
+		return xrpc.InvalidRequest("at most 100 accounts")
+	}
+	out := []map[string]any{}
+	for _, acct := range targets {
+		codes, err := s.newInviteCodes(r.Context(), acct, in.UseCount, in.CodeCount)
+		if err != nil {
+			return err
+		}
+		name := acct
+		if name == "" {
+			name = "admin"
+		}
+		out = append(out, map[string]any{"account": name, "codes": codes})
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"codes": out})
+	return nil
+}
+
+func (s *Server) handleGetAccountInviteCodes(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if c.Admin {
+		return xrpc.InvalidRequest("this method needs a user session")
+	}
+	codes, err := s.store.InviteCodesFor(r.Context(), c.DID)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(codes))
+	for _, code := range codes {
+		uses := make([]map[string]any, 0, len(code.Uses))
+		for _, u := range code.Uses {
+			uses = append(uses, map[string]any{"usedBy": u.UsedBy, "usedAt": u.UsedAt})
+		}
+		out = append(out, map[string]any{
+			"code": code.Code, "available": code.Available - len(code.Uses), "disabled": code.Disabled,
+			"forAccount": code.ForAccount, "createdBy": code.CreatedBy, "createdAt": code.CreatedAt, "uses": uses,
+		})
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"codes": out})
+	return nil
+}

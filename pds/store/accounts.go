@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Account statuses, as com.atproto.sync.getRepoStatus reports them.
+const (
+	StatusActive      = "active"
+	StatusDeactivated = "deactivated"
+	StatusTakendown   = "takendown"
+	StatusDeleted     = "deleted"
+)
+
+var (
+	// ErrNotFound is returned when a looked-up row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrHandleTaken: another account holds the handle.
+	ErrHandleTaken = errors.New("handle already taken")
+	// ErrEmailTaken: another account holds the email.
+	ErrEmailTaken = errors.New("email already taken")
+)
+
+// Account is one hosted account.
+type Account struct {
+	DID          string
+	Handle       string
+	Email        string
+	PasswordHash string
+	SigningKey   []byte
+	Status       string
+	CreatedAt    string
+}
+
+// Active reports whether the account can be read and written.
+func (a *Account) Active() bool { return a.Status == StatusActive }
+
+const accountCols = `did, handle, coalesce(email, ''), password_hash, signing_key, status, created_at`
+
+func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
+	var a Account
+	if err := row.Scan(&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &a.SigningKey, &a.Status, &a.CreatedAt); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return &a, nil
+}
+
+// AccountByDID looks an account up by DID.
+func (s *Store) AccountByDID(ctx context.Context, did string) (*Account, error) {
+	return scanAccount(s.rd.accountDID.QueryRowContext(ctx, did))
+}
+
+// AccountByHandle looks an account up by handle (case-insensitive: handles are stored
+// lower-case).
+func (s *Store) AccountByHandle(ctx context.Context, handle string) (*Account, error) {
+	return scanAccount(s.db.Read.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE handle = ?`, strings.ToLower(handle)))
+}
+
+// AccountByEmail looks an account up by email (case-insensitive).
+func (s *Store) AccountByEmail(ctx context.Context, email string) (*Account, error) {
+	return scanAccount(s.db.Read.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE email = ?`, strings.ToLower(email)))
+}
+
+// DIDForHandle resolves a local handle.
+func (s *Store) DIDForHandle(ctx context.Context, handle string) (string, error) {
+	var did string
+	err := s.rd.handleToDID.QueryRowContext(ctx, strings.ToLower(handle)).Scan(&did)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return did, err
+}
+
+// HandleExists reports whether a handle is taken.
+func (s *Store) HandleExists(ctx context.Context, handle string) (bool, error) {
+	_, err := s.DIDForHandle(ctx, handle)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CreateAccount inserts the account row.
+func (t *Tx) CreateAccount(a *Account) error {
+	var email any
+	if a.Email != "" {
+		email = strings.ToLower(a.Email)
+	}
+	if a.CreatedAt == "" {
+		a.CreatedAt = t.now.UTC().Format(time.RFC3339Nano)
+	}
+	_, err := t.exec(`INSERT INTO accounts (did, handle, email, password_hash, signing_key, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		a.DID, strings.ToLower(a.Handle), email, a.PasswordHash, a.SigningKey, StatusActive, a.CreatedAt)
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "accounts.handle"):
+			return ErrHandleTaken
+		case strings.Contains(msg, "accounts.email"):
+			return ErrEmailTaken
+		}
+		return fmt.Errorf("inserting account: %w", err)
+	}
+	return nil
+}
+
+// SetAccountStatus changes an account's status.
+func (t *Tx) SetAccountStatus(did, status string) error {
+	res, err := t.exec(`UPDATE accounts SET status = ? WHERE did = ?`, status, did)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetHandle changes an account's handle.
+func (t *Tx) SetHandle(did, handle string) error {
+	_, err := t.exec(`UPDATE accounts SET handle = ? WHERE did = ?`, strings.ToLower(handle), did)
+	if err != nil && strings.Contains(err.Error(), "accounts.handle") {
+		return ErrHandleTaken
+	}
+	return err
+}
+
+// ListedRepo is one row of com.atproto.sync.listRepos.
+type ListedRepo struct {
+	DID    string
+	Head   []byte
+	Rev    string
+	Status string
+}
+
+// ListRepos pages through repositories ordered by DID, after cursor.
+func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]ListedRepo, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT r.did, r.commit_cid, r.rev, a.status FROM repos r JOIN accounts a ON a.did = r.did WHERE r.did > ? ORDER BY r.did LIMIT ?`, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ListedRepo
+	for rows.Next() {
+		var r ListedRepo
+		if err := rows.Scan(&r.DID, &r.Head, &r.Rev, &r.Status); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

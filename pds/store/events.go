@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Event is a stored firehose frame.
+type Event struct {
+	Seq   int64
+	Kind  string
+	Frame []byte
+}
+
+// EventsAfter returns up to limit events with seq > after, in seq order.
+func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT seq, kind, frame FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]Event, 0, limit)
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.Seq, &e.Kind, &e.Frame); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// OldestEvent returns the lowest kept seq and its time; ErrNotFound when the log is empty.
+func (s *Store) OldestEvent(ctx context.Context) (int64, time.Time, error) {
+	var seq, ms int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT seq, created_ms FROM events ORDER BY seq LIMIT 1`).Scan(&seq, &ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, ErrNotFound
+	}
+	return seq, time.UnixMilli(ms), err
+}
+
+// FirstSeqSince returns the first seq created at or after t; ErrNotFound if none.
+func (s *Store) FirstSeqSince(ctx context.Context, t time.Time) (int64, error) {
+	var seq int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT seq FROM events WHERE created_ms >= ? ORDER BY created_ms, seq LIMIT 1`, t.UnixMilli()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return seq, err
+}
+
+// PruneEvents deletes events older than before, in bounded chunks so the writer is never
+// held long. It returns how many rows were deleted.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.Write(ctx, func(t *Tx) error {
+			res, err := t.exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_ms < ? ORDER BY seq LIMIT 5000)`, before.UnixMilli())
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < 5000 {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/hearth-social/hearth/repo"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+// ErrHeadMoved is returned when a commit's expected previous head is not the stored one
+// (another commit won the race); nothing is written.
+var ErrHeadMoved = errors.New("repository head moved")
+
+// Head returns the current head of a repository.
+func (s *Store) Head(ctx context.Context, did string) (repo.Head, error) {
+	var c, d []byte
+	var h repo.Head
+	err := s.rd.head.QueryRowContext(ctx, did).Scan(&c, &h.Rev, &d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, ErrNotFound
+	}
+	if err != nil {
+		return h, err
+	}
+	if h.Commit, err = cid.Cast(c); err != nil {
+		return h, fmt.Errorf("stored commit cid: %w", err)
+	}
+	if h.Data, err = cid.Cast(d); err != nil {
+		return h, fmt.Errorf("stored data cid: %w", err)
+	}
+	return h, nil
+}
+
+// RecordWrite is one change to the records index, applied with a commit.
+type RecordWrite struct {
+	Collection string
+	RKey       string
+	CID        cid.Cid // undefined for delete
+	Value      []byte  // nil for delete
+}
+
+// Commit is a repository commit to make durable: the new head, its blocks, the records
+// index changes, and the expected previous head.
+type Commit struct {
+	DID      string
+	Prev     repo.Head // the head the commit was computed from; zero for genesis
+	Head     repo.Head
+	Blocks   []repo.Block // commit + MST nodes; record blocks are in Records
+	Records  []RecordWrite
+	Genesis  bool
+	Obsolete []cid.Cid // MST node blocks no longer reachable from the new head
+}
+
+// PutCommit writes a commit: compare-and-swap of the head, blocks, records. Events are
+// appended by the caller in the same Tx.
+func (t *Tx) PutCommit(c *Commit) error {
+	if c.Genesis {
+		if _, err := t.exec(`INSERT INTO repos (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?)`,
+			c.DID, c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes()); err != nil {
+			return fmt.Errorf("inserting repo head: %w", err)
+		}
+	} else {
+		res, err := t.exec(`UPDATE repos SET commit_cid = ?, rev = ?, data_cid = ? WHERE did = ? AND commit_cid = ?`,
+			c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes(), c.DID, c.Prev.Commit.Bytes())
+		if err != nil {
+			return fmt.Errorf("updating repo head: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrHeadMoved
+		}
+	}
+	for _, b := range c.Blocks {
+		if _, err := t.exec(`INSERT OR IGNORE INTO blocks (did, cid, rev, data) VALUES (?, ?, ?, ?)`, c.DID, b.CID.Bytes(), c.Head.Rev, b.Data); err != nil {
+			return fmt.Errorf("inserting block: %w", err)
+		}
+	}
+	for _, o := range c.Obsolete {
+		if _, err := t.exec(`DELETE FROM blocks WHERE did = ? AND cid = ?`, c.DID, o.Bytes()); err != nil {
+			return fmt.Errorf("deleting obsolete block: %w", err)
+		}
+	}
+	for _, r := range c.Records {
+		if r.Value == nil {
+			if _, err := t.exec(`DELETE FROM records WHERE did = ? AND collection = ? AND rkey = ?`, c.DID, r.Collection, r.RKey); err != nil {
+				return fmt.Errorf("deleting record: %w", err)
+			}
+			continue
+		}
+		if _, err := t.exec(`INSERT INTO records (did, collection, rkey, cid, rev, value) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, value = excluded.value`,
+			c.DID, r.Collection, r.RKey, r.CID.Bytes(), c.Head.Rev, r.Value); err != nil {
+			return fmt.Errorf("upserting record: %w", err)
+		}
+	}
+	return nil
+}
+
+// Record returns a record's CID and DAG-CBOR bytes.
+func (s *Store) Record(ctx context.Context, did, collection, rkey string) (cid.Cid, []byte, error) {
+	var c, v []byte
+	err := s.rd.record.QueryRowContext(ctx, did, collection, rkey).Scan(&c, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return cid.Undef, nil, ErrNotFound
+	}
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	cc, err := cid.Cast(c)
+	return cc, v, err
+}
+
+// StoredRecord is one row of a records listing.
+type StoredRecord struct {
+	RKey  string
+	CID   cid.Cid
+	Value []byte
+}
+
+// ListRecords pages through a collection by rkey: descending by default, ascending when
+// reverse; cursor is the last rkey of the previous page.
+func (s *Store) ListRecords(ctx context.Context, did, collection, cursor string, limit int, reverse bool) ([]StoredRecord, error) {
+	var q string
+	args := []any{did, collection}
+	switch {
+	case reverse && cursor != "":
+		q = `SELECT rkey, cid, value FROM records WHERE did = ? AND collection = ? AND rkey > ? ORDER BY rkey ASC LIMIT ?`
+		args = append(args, cursor)
+	case reverse:
+		q = `SELECT rkey, cid, value FROM records WHERE did = ? AND collection = ? ORDER BY rkey ASC LIMIT ?`
+	case cursor != "":
+		q = `SELECT rkey, cid, value FROM records WHERE did = ? AND collection = ? AND rkey < ? ORDER BY rkey DESC LIMIT ?`
+		args = append(args, cursor)
+	default:
+		q = `SELECT rkey, cid, value FROM records WHERE did = ? AND collection = ? ORDER BY rkey DESC LIMIT ?`
+	}
+	args = append(args, limit)
+	rows, err := s.db.Read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredRecord
+	for rows.Next() {
+		var r StoredRecord
+		var c []byte
+		if err := rows.Scan(&r.RKey, &c, &r.Value); err != nil {
+			return nil, err
+		}
+		if r.CID, err = cid.Cast(c); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Collections lists the collections a repository has records in.
+func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
+	// A loose index scan: jump from collection to collection instead of reading every record.
+	rows, err := s.db.Read.QueryContext(ctx, `WITH RECURSIVE c(name) AS (
+		SELECT (SELECT min(collection) FROM records WHERE did = ?1)
+		UNION ALL
+		SELECT (SELECT min(collection) FROM records WHERE did = ?1 AND collection > c.name) FROM c WHERE c.name IS NOT NULL
+	) SELECT name FROM c WHERE name IS NOT NULL`, did)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Block returns any block of a repository (commit, MST node or record) by CID.
+func (s *Store) Block(ctx context.Context, did string, c cid.Cid) ([]byte, error) {
+	var data []byte
+	err := s.rd.block.QueryRowContext(ctx, did, c.Bytes()).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.rd.recordBlock.QueryRowContext(ctx, did, c.Bytes()).Scan(&data)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return data, err
+}
+
+// BlockSource is a repository's blocks as a repo.BlockSource.
+func (s *Store) BlockSource(did string) repo.BlockSource { return blockSource{s: s, did: did} }
+
+type blockSource struct {
+	s   *Store
+	did string
+}
+
+func (b blockSource) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	data, err := b.s.Block(ctx, b.did, c)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// EachRecord streams a repository's record blocks (CID and bytes), for CAR export.
+// With sinceRev set, only records written after that rev.
+func (s *Store) EachRecord(ctx context.Context, did, sinceRev string, fn func(c cid.Cid, data []byte) error) error {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT cid, value FROM records WHERE did = ? AND rev > ?`, did, sinceRev)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var raw sql.RawBytes
+	var data sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&raw, &data); err != nil {
+			return err
+		}
+		c, err := cid.Cast(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(c, data); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// EachBlockSince streams the commit and MST blocks written after sinceRev.
+func (s *Store) EachBlockSince(ctx context.Context, did, sinceRev string, fn func(c cid.Cid, data []byte) error) error {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT cid, data FROM blocks WHERE did = ? AND rev > ?`, did, sinceRev)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var raw, data sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&raw, &data); err != nil {
+			return err
+		}
+		c, err := cid.Cast(raw)
+		if err != nil {
+			return err
+		}
+		if err := fn(c, data); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,275 @@
+// Package store is the PDS's SQLite storage and the only PDS package that writes SQL.
+//
+// Writes go through one goroutine that group-commits: concurrent callers' write
+// functions run inside one BEGIN IMMEDIATE transaction, each under its own SAVEPOINT so
+// that one failing job rolls back alone, and the batch is made durable with a single
+// COMMIT (one WAL fsync at synchronous=FULL). A caller's Write returns only after that
+// COMMIT, so an acknowledged write is durable. Firehose events are appended in the same
+// transaction as the repo change they announce; their seq is assigned here, by the one
+// writer, so the stored frame can carry its own seq.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hearth-social/hearth/internal/sqlitedb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrClosed is returned for writes submitted after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Store is the PDS database.
+type Store struct {
+	db  *sqlitedb.DB
+	log *slog.Logger
+
+	jobs    chan *job
+	done    chan struct{}
+	closeMu sync.RWMutex
+	closed  bool
+
+	// lastSeq is owned by the writer goroutine.
+	lastSeq int64
+	// onCommit is called by the writer after each durable batch that appended events.
+	onCommit func(lastSeq int64)
+
+	rd readStmts
+}
+
+// Options configures Open.
+type Options struct {
+	// Synchronous is passed to SQLite ("FULL" unless set).
+	Synchronous string
+	// MaxBatch caps how many jobs share one transaction (default 256).
+	MaxBatch int
+	// OnCommit is called after each durable batch that appended events, with the highest
+	// seq written. It must not block.
+	OnCommit func(lastSeq int64)
+}
+
+type job struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+// Open opens the database at path, applying migrations, and starts the writer.
+func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*Store, error) {
+	mig, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlitedb.Open(ctx, path, mig, sqlitedb.Options{Synchronous: opts.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:       db,
+		log:      log,
+		jobs:     make(chan *job, 1024),
+		done:     make(chan struct{}),
+		onCommit: opts.OnCommit,
+	}
+	if err := db.Write.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&s.lastSeq); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reading last seq: %w", err)
+	}
+	if err := s.rd.prepare(ctx, db.Read); err != nil {
+		db.Close()
+		return nil, err
+	}
+	maxBatch := opts.MaxBatch
+	if maxBatch <= 0 {
+		maxBatch = 256
+	}
+	go s.writer(maxBatch)
+	return s, nil
+}
+
+// SetOnCommit sets the hook called after durable batches (before any write is made).
+func (s *Store) SetOnCommit(f func(lastSeq int64)) { s.onCommit = f }
+
+// Close stops the writer (after pending jobs finish) and closes the database.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.jobs)
+	s.closeMu.Unlock()
+	<-s.done
+	s.rd.close()
+	return s.db.Close()
+}
+
+// LastSeq returns the highest event seq ever assigned (durable).
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&seq)
+	return seq, err
+}
+
+// Write runs fn inside a group-committed transaction and returns once the transaction is
+// durable (or fn / the commit failed). fn must only use the Tx; it may run on another
+// goroutine. If fn returns an error, its changes are rolled back and the error returned.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once queued, the job runs to completion: waiting here regardless of ctx keeps the
+	// caller's view (error or success) equal to what is on disk.
+	return <-j.done
+}
+
+func (s *Store) writer(maxBatch int) {
+	defer close(s.done)
+	batch := make([]*job, 0, maxBatch)
+	for {
+		j, ok := <-s.jobs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], j)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case j, ok := <-s.jobs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+func (s *Store) runBatch(batch []*job) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	startSeq := s.lastSeq
+	fail := func(err error) {
+		s.lastSeq = startSeq
+		for _, j := range batch {
+			j.done <- err
+		}
+	}
+	tx, err := s.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	wrote := false
+	for i, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		t := &Tx{tx: tx, s: s, ctx: ctx, now: time.Now()}
+		before := s.lastSeq
+		err := safeRun(j.fn, t)
+		if err != nil {
+			s.lastSeq = before
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO job; RELEASE job"); rerr != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("rollback to savepoint: %w (after %w)", rerr, err))
+				return
+			}
+			results[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+		wrote = true
+	}
+	if !wrote {
+		tx.Rollback()
+	} else if err := tx.Commit(); err != nil {
+		s.log.Error("group commit failed", "jobs", len(batch), "err", err)
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	for i, j := range batch {
+		j.done <- results[i]
+	}
+	if s.lastSeq > startSeq && s.onCommit != nil {
+		s.onCommit(s.lastSeq)
+	}
+}
+
+func safeRun(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in write job: %v", r)
+		}
+	}()
+	return fn(t)
+}
+
+// Tx is a write transaction handed to a Write job.
+type Tx struct {
+	tx  *sql.Tx
+	s   *Store
+	ctx context.Context
+	now time.Time
+}
+
+// Now is the time the job started; use it for created_at values.
+func (t *Tx) Now() time.Time { return t.now }
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// AppendEvent appends a firehose event. encode receives the event's seq and returns
+// the stored frame bytes.
+func (t *Tx) AppendEvent(did, kind string, encode func(seq int64) ([]byte, error)) (int64, error) {
+	seq := t.s.lastSeq + 1
+	frame, err := encode(seq)
+	if err != nil {
+		return 0, fmt.Errorf("encoding %s event: %w", kind, err)
+	}
+	if _, err := t.exec(`INSERT INTO events (seq, did, kind, created_ms, frame) VALUES (?, ?, ?, ?, ?)`,
+		seq, did, kind, t.now.UnixMilli(), frame); err != nil {
+		return 0, fmt.Errorf("appending %s event: %w", kind, err)
+	}
+	t.s.lastSeq = seq
+	return seq, nil
+}
