@@ -112,4 +112,3 @@ func (s *Server) handleWellKnownDIDJSON(w http.ResponseWriter, r *http.Request) 
 		}},
 	})
 }
-

@@ -391,4 +391,3 @@ func (s *Server) handleDescribeRepo(w http.ResponseWriter, r *http.Request) erro
 
 // nextTID returns a fresh record key TID, unique within this process.
 func (s *Server) nextTID() syntax.TID { return s.tids.Next() }
-

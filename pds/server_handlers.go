@@ -19,12 +19,12 @@ import (
 
 func (s *Server) handleDescribeServer(w http.ResponseWriter, r *http.Request) error {
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"did":                  s.cfg.ServerDID(),
-		"availableUserDomains": s.cfg.HandleDomains,
-		"inviteCodeRequired":   s.cfg.InviteRequired,
+		"did":                       s.cfg.ServerDID(),
+		"availableUserDomains":      s.cfg.HandleDomains,
+		"inviteCodeRequired":        s.cfg.InviteRequired,
 		"phoneVerificationRequired": false,
-		"links":                map[string]any{},
-		"contact":              map[string]any{},
+		"links":                     map[string]any{},
+		"contact":                   map[string]any{},
 	})
 	return nil
 }
