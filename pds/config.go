@@ -30,6 +30,10 @@ type Config struct {
 	MaxRecordBytes int
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64
+	// MaxBlobBytes caps one uploaded blob (advertised by describeServer).
+	MaxBlobBytes int64
+	// BlobGrace is how long an upload may stay unreferenced before it is deleted.
+	BlobGrace time.Duration
 	// PasswordCost is scrypt's N (0: 2^14). Tests lower it.
 	PasswordCost int
 	// EventRetention is how long firehose events are kept for cursor replay.
@@ -49,6 +53,8 @@ func DefaultConfig() Config {
 		HandleDomains:  []string{".test"},
 		MaxRecordBytes: 1_000_000,
 		MaxBodyBytes:   2 << 20,
+		MaxBlobBytes:   100 << 20,
+		BlobGrace:      6 * time.Hour,
 		EventRetention: 72 * time.Hour,
 		Version:        "dev",
 	}
@@ -95,6 +101,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 2 << 20
+	}
+	if c.MaxBlobBytes <= 0 {
+		c.MaxBlobBytes = 100 << 20
+	}
+	if c.BlobGrace <= 0 {
+		c.BlobGrace = 6 * time.Hour
 	}
 	if c.EventRetention <= 0 {
 		c.EventRetention = 72 * time.Hour

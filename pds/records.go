@@ -206,6 +206,8 @@ func commitError(err error) error {
 	switch {
 	case errors.Is(err, repo.ErrSwapCommit), errors.Is(err, repo.ErrSwapRecord), errors.Is(err, store.ErrHeadMoved):
 		return xrpc.Errorf(http.StatusBadRequest, "InvalidSwap", "%v", err)
+	case errors.Is(err, errBlobNotUploaded):
+		return xrpc.Errorf(http.StatusBadRequest, "InvalidRequest", "%v", err)
 	case errors.Is(err, repo.ErrRecordExists), errors.Is(err, repo.ErrRecordNotFound),
 		errors.Is(err, repo.ErrDuplicatePath), errors.Is(err, repo.ErrTooManyWrites):
 		return xrpc.InvalidRequest("%v", err)
@@ -234,14 +236,19 @@ func atURI(did, collection, rkey string) string {
 	return b.String()
 }
 
-func blobCIDs(recs ...*preparedRecord) []cid.Cid {
-	var out []cid.Cid
-	for _, r := range recs {
-		if r == nil {
+// blobRefs maps each written path to the blob CIDs its record references.
+func blobRefs(writes []repo.Write, recs ...*preparedRecord) map[string][]cid.Cid {
+	var out map[string][]cid.Cid
+	for i, r := range recs {
+		if r == nil || len(r.Blobs) == 0 {
 			continue
 		}
+		if out == nil {
+			out = map[string][]cid.Cid{}
+		}
+		path := writes[i].Path()
 		for _, b := range r.Blobs {
-			out = append(out, cid.Cid(b.Ref))
+			out[path] = append(out[path], cid.Cid(b.Ref))
 		}
 	}
 	return out

@@ -61,7 +61,8 @@ func (s *Server) handleCreateRecord(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	wr := repo.Write{Action: repo.ActionCreate, Collection: coll, RKey: rkey, Record: rec.CBOR}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap, Blobs: blobCIDs(rec)})
+	writes := []repo.Write{wr}
+	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
@@ -112,7 +113,8 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	}
 	wr := repo.Write{Action: repo.ActionPut, Collection: coll, RKey: rkey, Record: rec.CBOR}
 	in.SwapRecord.apply(&wr)
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap, Blobs: blobCIDs(rec)})
+	writes := []repo.Write{wr}
+	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
@@ -238,7 +240,7 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 		}
 		writes[i] = wr
 	}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobCIDs(recs...)})
+	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
 	if err != nil {
 		return commitError(err)
 	}

@@ -54,13 +54,15 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
 		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
 		// com.atproto.repo
-		"com.atproto.repo.createRecord": post(authUser, s.handleCreateRecord),
-		"com.atproto.repo.putRecord":    post(authUser, s.handlePutRecord),
-		"com.atproto.repo.deleteRecord": post(authUser, s.handleDeleteRecord),
-		"com.atproto.repo.applyWrites":  post(authUser, s.handleApplyWrites),
-		"com.atproto.repo.getRecord":    get(authNone, s.handleGetRecord),
-		"com.atproto.repo.listRecords":  get(authNone, s.handleListRecords),
-		"com.atproto.repo.describeRepo": get(authNone, s.handleDescribeRepo),
+		"com.atproto.repo.createRecord":     post(authUser, s.handleCreateRecord),
+		"com.atproto.repo.putRecord":        post(authUser, s.handlePutRecord),
+		"com.atproto.repo.deleteRecord":     post(authUser, s.handleDeleteRecord),
+		"com.atproto.repo.applyWrites":      post(authUser, s.handleApplyWrites),
+		"com.atproto.repo.getRecord":        get(authNone, s.handleGetRecord),
+		"com.atproto.repo.listRecords":      get(authNone, s.handleListRecords),
+		"com.atproto.repo.describeRepo":     get(authNone, s.handleDescribeRepo),
+		"com.atproto.repo.uploadBlob":       post(authUser, s.handleUploadBlob),
+		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
 		"com.atproto.sync.getLatestCommit": get(authNone, s.handleSyncGetLatestCommit),
@@ -68,6 +70,8 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.sync.getBlocks":       get(authNone, s.handleSyncGetBlocks),
 		"com.atproto.sync.listRepos":       get(authNone, s.handleSyncListRepos),
 		"com.atproto.sync.getRepoStatus":   get(authNone, s.handleSyncGetRepoStatus),
+		"com.atproto.sync.getBlob":         get(authNone, s.handleGetBlob),
+		"com.atproto.sync.listBlobs":       get(authNone, s.handleListBlobs),
 	}
 }
 

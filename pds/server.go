@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/blobs"
 	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
@@ -34,6 +36,7 @@ type Server struct {
 	lex      *lexicons.Catalog
 	rotation atcrypto.PrivateKeyExportable
 	seq      *sequencer.Sequencer
+	blobs    blobs.Store
 	routes   map[string]route
 	tids     *syntax.TIDClock
 	bg       context.CancelFunc
@@ -87,6 +90,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("parsing rotation key: %w", err)
 	}
+	if s.blobs, err = blobs.NewDisk(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.seq = sequencer.New(st, log.With("component", "sequencer"), sequencer.Config{Retention: cfg.EventRetention})
 	st.SetOnCommit(s.seq.Notify)
 	s.routes = s.buildRoutes()
@@ -94,7 +101,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.bg, s.bgDone = cancel, make(chan struct{})
 	go func() {
 		defer close(s.bgDone)
-		s.seq.RunRetention(bgctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); s.seq.RunRetention(bgctx) }()
+		go func() { defer wg.Done(); s.runBlobGC(bgctx) }()
+		wg.Wait()
 	}()
 	return s, nil
 }

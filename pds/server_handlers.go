@@ -23,6 +23,7 @@ func (s *Server) handleDescribeServer(w http.ResponseWriter, r *http.Request) er
 		"availableUserDomains":      s.cfg.HandleDomains,
 		"inviteCodeRequired":        s.cfg.InviteRequired,
 		"phoneVerificationRequired": false,
+		"blobUploadLimit":           s.cfg.MaxBlobBytes,
 		"links":                     map[string]any{},
 		"contact":                   map[string]any{},
 	})

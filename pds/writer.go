@@ -117,10 +117,37 @@ func (w *writer) load(ctx context.Context, st *repoState) error {
 type commitRequest struct {
 	Writes     []repo.Write
 	SwapCommit *cid.Cid
-	// Blobs are the blob CIDs the new records reference (listed in the #commit event).
-	Blobs []cid.Cid
-	// Extra runs inside the same transaction (e.g. blob reference bookkeeping).
-	Extra func(tx *store.Tx, res *repo.Result) error
+	// Blobs maps a written path to the blob CIDs its new record references. They must
+	// have been uploaded by the account; the references are stored with the commit.
+	Blobs map[string][]cid.Cid
+}
+
+// errBlobNotUploaded: a record references a blob the account never uploaded.
+var errBlobNotUploaded = errors.New("record references a blob that was not uploaded")
+
+// putBlobRefs records which blobs each written record references, in the commit's
+// transaction, refusing references to blobs that were never uploaded.
+func putBlobRefs(tx *store.Tx, did, rev string, writes []repo.Write, refs map[string][]cid.Cid) error {
+	for _, w := range writes {
+		path := w.Path()
+		cids := refs[path]
+		if w.Action == repo.ActionCreate && len(cids) == 0 {
+			continue // a fresh path has no old references to clear
+		}
+		for _, c := range cids {
+			ok, err := tx.HasBlob(did, c)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: %s in %s", errBlobNotUploaded, c, path)
+			}
+		}
+		if err := tx.SetRecordBlobs(did, path, rev, cids); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // commitResult is what a write handler reports back.
@@ -148,7 +175,11 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		return nil, err
 	}
 	now := time.Now()
-	ev, err := res.CommitEvent(did, req.Blobs, now)
+	var blobList []cid.Cid
+	for _, cids := range req.Blobs {
+		blobList = append(blobList, cids...)
+	}
+	ev, err := res.CommitEvent(did, blobList, now)
 	if err != nil {
 		st.tree = nil
 		return nil, err
@@ -158,10 +189,8 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		if err := tx.PutCommit(sc); err != nil {
 			return err
 		}
-		if req.Extra != nil {
-			if err := req.Extra(tx, res); err != nil {
-				return err
-			}
+		if err := putBlobRefs(tx, did.String(), res.Rev, req.Writes, req.Blobs); err != nil {
+			return err
 		}
 		_, err := tx.AppendEvent(did.String(), sequencer.TypeCommit, func(seq int64) ([]byte, error) {
 			return sequencer.CommitFrame(ev, seq)
