@@ -3,16 +3,13 @@ package sequencer
 import (
 	"sort"
 	"sync"
-
-	"github.com/gorilla/websocket"
 )
 
 // entry is one stored frame kept in memory for live subscribers.
 type entry struct {
 	seq   int64
+	hdr   []byte // websocket frame header, computed once for every subscriber
 	frame []byte
-	// pm is the frame prepared once for every subscriber (nil unless Sequencer.prepared).
-	pm *websocket.PreparedMessage
 }
 
 // ringState says where a subscriber stands relative to the ring.

@@ -103,9 +103,9 @@ type Sequencer struct {
 	log      *slog.Logger
 	cfg      Config
 	upgrader websocket.Upgrader
-	// prepared makes the tail wrap each frame in a websocket.PreparedMessage, so the
-	// websocket framing is done once rather than once per subscriber.
-	prepared bool
+	// writeBatch caps the frames a subscriber hands to one write (ringBatch unless a
+	// benchmark changes it).
+	writeBatch int
 
 	// notify holds at most one pending wake-up for the tail (Notify never blocks).
 	notify chan struct{}
@@ -139,12 +139,14 @@ func New(src Source, log *slog.Logger, cfg Config) *Sequencer {
 		log: log,
 		cfg: cfg,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  1024,
-			WriteBufferSize: 16 << 10,
+			ReadBufferSize: 1024,
+			// Frames are written by frameWriter, not gorilla: a pool means gorilla never
+			// allocates its own write buffer.
+			WriteBufferPool: &sync.Pool{},
 			// The firehose is public and read-only; any origin may subscribe.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-		prepared:   true,
+		writeBatch: ringBatch,
 		notify:     make(chan struct{}, 1),
 		ring:       newRing(cfg.BufferSize),
 		base:       base,
@@ -209,13 +211,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 			}
 			batch = batch[:0]
 			for _, ev := range evs {
-				e := entry{seq: ev.Seq, frame: ev.Frame}
-				if s.prepared {
-					if pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, ev.Frame); err == nil {
-						e.pm = pm
-					}
-				}
-				batch = append(batch, e)
+				batch = append(batch, entry{seq: ev.Seq, hdr: appendHeader(nil, opBinary, len(ev.Frame)), frame: ev.Frame})
 			}
 			s.ring.append(batch)
 			if len(evs) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,12 +20,18 @@ const ringBatch = 128
 // closeWait bounds how long a subscriber waits for the peer's close reply.
 const closeWait = time.Second
 
-// subscriber is one subscribeRepos connection.
+// subscriber is one subscribeRepos connection. gorilla/websocket reads from conn (the
+// read pump); every write goes through w, on the subscriber's own goroutine.
 type subscriber struct {
 	id     uint64
 	conn   *websocket.Conn
+	w      *frameWriter
 	remote string
 	sent   int64
+	// pings carries ping payloads from the read pump to the writer, which answers them.
+	pings chan []byte
+	// peerClose is the close code the peer sent (0 if none).
+	peerClose atomic.Int64
 }
 
 // start is where a new subscriber begins.
@@ -95,7 +102,12 @@ func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	sub := &subscriber{conn: conn, remote: r.RemoteAddr}
+	sub := &subscriber{
+		conn:   conn,
+		w:      &frameWriter{nc: conn.UnderlyingConn(), timeout: s.cfg.WriteTimeout},
+		remote: r.RemoteAddr,
+		pings:  make(chan []byte, 1),
+	}
 	if !s.register(sub) {
 		s.closeConn(sub, websocket.CloseGoingAway, "server shutting down")
 		return
@@ -133,9 +145,17 @@ func (s *Sequencer) unregister(sub *subscriber) {
 	s.wg.Done()
 }
 
+// closeFrame is a close control frame payload (RFC 6455 limits it to 125 bytes).
+func closeFrame(code int, text string) []byte {
+	if len(text) > 100 {
+		text = text[:100]
+	}
+	return websocket.FormatCloseMessage(code, text)
+}
+
 // closeConn sends a close frame and closes the connection (without waiting for a reply).
 func (s *Sequencer) closeConn(sub *subscriber, code int, text string) {
-	sub.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.cfg.WriteTimeout))
+	sub.w.control(opClose, closeFrame(code, text))
 	sub.conn.Close()
 }
 
@@ -146,12 +166,23 @@ func (s *Sequencer) serve(sub *subscriber, st start) string {
 	defer cancel()
 
 	// Read pump: subscribers send nothing but control frames; reading processes pongs
-	// and close frames, and notices a peer that went away.
+	// and close frames, and notices a peer that went away. Its handlers never write.
 	readTimeout := 2*s.cfg.PingInterval + s.cfg.WriteTimeout
 	conn.SetReadLimit(4 << 10)
 	conn.SetReadDeadline(time.Now().Add(readTimeout))
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(readTimeout))
+	})
+	conn.SetPingHandler(func(data string) error {
+		select {
+		case sub.pings <- []byte(data):
+		default:
+		}
+		return conn.SetReadDeadline(time.Now().Add(readTimeout))
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		sub.peerClose.Store(int64(code))
+		return nil
 	})
 	pumpDone := make(chan struct{})
 	go func() {
@@ -165,18 +196,28 @@ func (s *Sequencer) serve(sub *subscriber, st start) string {
 	}()
 
 	reason := s.pump(ctx, sub, st)
-	if s.base.Err() != nil && reason == "" {
+	switch {
+	case reason != "":
+	case s.base.Err() != nil:
 		reason = "shutdown"
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(s.cfg.WriteTimeout))
-		// Give the peer a moment to answer the close, then cut.
-		t := time.NewTimer(closeWait)
-		select {
-		case <-pumpDone:
-		case <-t.C:
+		if sub.w.control(opClose, closeFrame(websocket.CloseGoingAway, "server shutting down")) == nil {
+			// Give the peer a moment to answer the close, then cut.
+			t := time.NewTimer(closeWait)
+			select {
+			case <-pumpDone:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		t.Stop()
-	} else if reason == "" {
-		reason = "peer closed"
+	default:
+		reason = "peer went away"
+		if code := sub.peerClose.Load(); code != 0 {
+			reason = fmt.Sprintf("peer closed (%d)", code)
+			if code == websocket.CloseNoStatusReceived {
+				code = websocket.CloseNormalClosure
+			}
+			sub.w.control(opClose, closeFrame(int(code), ""))
+		}
 	}
 	conn.Close()
 	<-pumpDone
@@ -186,13 +227,11 @@ func (s *Sequencer) serve(sub *subscriber, st start) string {
 // sendError sends an error frame then a close frame. The caller closes the connection.
 func (s *Sequencer) sendError(sub *subscriber, name, message string) {
 	frame, err := ErrorFrame(name, message)
-	if err == nil {
-		sub.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		err = sub.conn.WriteMessage(websocket.BinaryMessage, frame)
+	if err != nil {
+		return
 	}
-	if err == nil {
-		sub.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, name), time.Now().Add(s.cfg.WriteTimeout))
-	}
+	sub.w.addFrame(opBinary, frame)
+	sub.w.control(opClose, closeFrame(websocket.ClosePolicyViolation, name))
 }
 
 // pump sends events until ctx is done (returning "") or the subscriber must go (returning
@@ -207,7 +246,8 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 		if err != nil {
 			return err.Error()
 		}
-		if err := s.write(sub, frame, nil); err != nil {
+		sub.w.addFrame(opBinary, frame)
+		if err := s.flush(sub); err != nil {
 			return s.writeFailed(ctx, err)
 		}
 	}
@@ -217,15 +257,23 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 	pos := st.pos
 	live := false
 	buf := make([]entry, 0, ringBatch)
-	for {
+	// control handles pings due and pongs owed; it never blocks.
+	control := func() error {
 		select {
-		case <-ctx.Done():
-			return ""
 		case <-ping.C:
-			if err := sub.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
-				return s.writeFailed(ctx, err)
-			}
+			return sub.w.control(opPing, nil)
+		case p := <-sub.pings:
+			return sub.w.control(opPong, p)
 		default:
+			return nil
+		}
+	}
+	for {
+		if ctx.Err() != nil {
+			return ""
+		}
+		if err := control(); err != nil {
+			return s.writeFailed(ctx, err)
 		}
 
 		ents, state, last, wake := s.ring.read(pos, buf[:0], ringBatch)
@@ -239,11 +287,14 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 		switch state {
 		case ringEntries:
 			for i := range ents {
-				if err := s.write(sub, ents[i].frame, ents[i].pm); err != nil {
-					return s.writeFailed(ctx, err)
+				sub.w.add(ents[i].hdr, ents[i].frame)
+				if sub.w.full(s.writeBatch) || i == len(ents)-1 {
+					if err := s.flush(sub); err != nil {
+						return s.writeFailed(ctx, err)
+					}
 				}
-				pos = ents[i].seq
 			}
+			pos = ents[len(ents)-1].seq
 			clear(ents)
 		case ringCaughtUp:
 			select {
@@ -251,7 +302,11 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 				return ""
 			case <-wake:
 			case <-ping.C:
-				if err := sub.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+				if err := sub.w.control(opPing, nil); err != nil {
+					return s.writeFailed(ctx, err)
+				}
+			case p := <-sub.pings:
+				if err := sub.w.control(opPong, p); err != nil {
 					return s.writeFailed(ctx, err)
 				}
 			}
@@ -264,9 +319,12 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 				s.log.Warn("replaying events", "sub", sub.id, "after", pos, "err", err)
 				return "source error"
 			}
-			for _, ev := range evs {
-				if err := s.write(sub, ev.Frame, nil); err != nil {
-					return s.writeFailed(ctx, err)
+			for i, ev := range evs {
+				sub.w.addFrame(opBinary, ev.Frame)
+				if sub.w.full(s.writeBatch) || i == len(evs)-1 {
+					if err := s.flush(sub); err != nil {
+						return s.writeFailed(ctx, err)
+					}
 				}
 				pos = ev.Seq
 			}
@@ -279,18 +337,10 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 	}
 }
 
-// write sends one frame within WriteTimeout.
-func (s *Sequencer) write(sub *subscriber, frame []byte, pm *websocket.PreparedMessage) error {
-	sub.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	var err error
-	if pm != nil {
-		err = sub.conn.WritePreparedMessage(pm)
-	} else {
-		err = sub.conn.WriteMessage(websocket.BinaryMessage, frame)
-	}
-	if err == nil {
-		sub.sent++
-	}
+// flush writes the queued frames and counts them.
+func (s *Sequencer) flush(sub *subscriber) error {
+	n, err := sub.w.flush()
+	sub.sent += int64(n)
 	return err
 }
 
