@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "admin-password", Usage: "admin password (generated and kept in the data dir if unset)", EnvVars: []string{"HEARTH_ADMIN_PASSWORD"}},
 			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
+			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
 		},
 		Action: runServe,
@@ -175,6 +177,18 @@ func runServe(cctx *cli.Context) error {
 	}
 	serve("pds", ln, srv.Handler())
 
+	if dl := cctx.String("debug-listen"); dl != "" {
+		host, _, err := net.SplitHostPort(dl)
+		if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
+			return fmt.Errorf("--debug-listen (HEARTH_DEBUG_LISTEN) %q: must be a loopback host:port", dl)
+		}
+		dln, err := net.Listen("tcp", dl)
+		if err != nil {
+			return fmt.Errorf("--debug-listen (HEARTH_DEBUG_LISTEN) %s: %w", dl, err)
+		}
+		serve("debug", dln, debugMux())
+		fmt.Fprintf(out, "  pprof:          http://%s/debug/pprof/\n", dln.Addr())
+	}
 	fmt.Fprintf(out, "Hearth %s\n", version)
 	fmt.Fprintf(out, "  PDS:            http://%s (public URL %s, DID %s)\n", ln.Addr(), sc.pds.PublicURL, sc.pds.ServerDID())
 	fmt.Fprintf(out, "  firehose:       ws://%s/xrpc/com.atproto.sync.subscribeRepos\n", ln.Addr())
@@ -210,4 +224,15 @@ func shutdown(log *slog.Logger, srv *pds.Server, servers []*http.Server) {
 			log.Warn("http shutdown", "err", err)
 		}
 	}
+}
+
+// debugMux serves pprof on its own mux (never on the PDS listener).
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

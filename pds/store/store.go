@@ -45,6 +45,9 @@ type Store struct {
 	onCommit func(lastSeq int64)
 
 	rd readStmts
+	// wstmts are prepared statements on the writer connection (writer goroutine only).
+	wstmts    map[string]*sql.Stmt
+	toPrepare []string
 }
 
 // Options configures Open.
@@ -80,6 +83,7 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 		jobs:     make(chan *job, 1024),
 		done:     make(chan struct{}),
 		onCommit: opts.OnCommit,
+		wstmts:   map[string]*sql.Stmt{},
 	}
 	if err := db.Write.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&s.lastSeq); err != nil {
 		db.Close()
@@ -112,6 +116,11 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	<-s.done
 	s.rd.close()
+	for _, st := range s.wstmts {
+		if st != nil {
+			st.Close()
+		}
+	}
 	return s.db.Close()
 }
 
@@ -166,68 +175,76 @@ func (s *Store) writer(maxBatch int) {
 			}
 		}
 		s.runBatch(batch)
+		if len(s.toPrepare) > 0 {
+			s.prepareQueued()
+		}
 	}
 }
 
-func (s *Store) runBatch(batch []*job) {
-	ctx := context.Background()
-	results := make([]error, len(batch))
-	startSeq := s.lastSeq
-	fail := func(err error) {
-		s.lastSeq = startSeq
-		for _, j := range batch {
-			j.done <- err
+// runBatch commits jobs in as few transactions as possible. Jobs run in order inside one
+// transaction without savepoints (a savepoint makes SQLite journal every page it
+// touches); if job i fails, the transaction is rolled back, the jobs before it are
+// committed again as a batch, job i gets its error (it would fail the same way on the
+// same state), and the jobs after it form the next batch. Job functions must therefore
+// depend only on the database state, which holds for every Write caller.
+func (s *Store) runBatch(jobs []*job) {
+	for len(jobs) > 0 {
+		failed, err := s.tryBatch(jobs)
+		switch {
+		case failed < 0 && err == nil:
+			return
+		case failed < 0:
+			for _, j := range jobs {
+				j.done <- err
+			}
+			return
 		}
+		s.runBatch(jobs[:failed])
+		jobs[failed].done <- err
+		jobs = jobs[failed+1:]
 	}
+}
+
+// tryBatch runs jobs in one transaction. It returns (-1, nil) when everything committed
+// (results delivered), (i, err) when job i failed (all rolled back, nothing delivered),
+// or (-1, err) when the transaction itself failed.
+func (s *Store) tryBatch(jobs []*job) (int, error) {
+	ctx := context.Background()
+	startSeq := s.lastSeq
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("begin: %w", err))
-		return
+		return -1, fmt.Errorf("begin: %w", err)
 	}
+	results := make([]error, len(jobs))
 	wrote := false
-	for i, j := range batch {
+	now := time.Now()
+	for i, j := range jobs {
 		if err := j.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+		t := &Tx{tx: tx, s: s, ctx: ctx, now: now}
+		if err := safeRun(j.fn, t); err != nil {
 			tx.Rollback()
-			fail(fmt.Errorf("savepoint: %w", err))
-			return
-		}
-		t := &Tx{tx: tx, s: s, ctx: ctx, now: time.Now()}
-		before := s.lastSeq
-		err := safeRun(j.fn, t)
-		if err != nil {
-			s.lastSeq = before
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO job; RELEASE job"); rerr != nil {
-				tx.Rollback()
-				fail(fmt.Errorf("rollback to savepoint: %w (after %w)", rerr, err))
-				return
-			}
-			results[i] = err
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
-			tx.Rollback()
-			fail(fmt.Errorf("release savepoint: %w", err))
-			return
+			s.lastSeq = startSeq
+			return i, err
 		}
 		wrote = true
 	}
 	if !wrote {
 		tx.Rollback()
 	} else if err := tx.Commit(); err != nil {
-		s.log.Error("group commit failed", "jobs", len(batch), "err", err)
-		fail(fmt.Errorf("commit: %w", err))
-		return
+		s.lastSeq = startSeq
+		s.log.Error("group commit failed", "jobs", len(jobs), "err", err)
+		return -1, fmt.Errorf("commit: %w", err)
 	}
-	for i, j := range batch {
+	for i, j := range jobs {
 		j.done <- results[i]
 	}
 	if s.lastSeq > startSeq && s.onCommit != nil {
 		s.onCommit(s.lastSeq)
 	}
+	return -1, nil
 }
 
 func safeRun(fn func(*Tx) error, t *Tx) (err error) {
@@ -251,11 +268,42 @@ type Tx struct {
 func (t *Tx) Now() time.Time { return t.now }
 
 func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	if st := t.s.writeStmt(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+	}
 	return t.tx.ExecContext(t.ctx, query, args...)
 }
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	if st := t.s.writeStmt(query); st != nil {
+		return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...)
+	}
 	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// writeStmt returns the writer connection's prepared statement for query, or nil the
+// first time a query is seen: it cannot be prepared then, because the transaction holds
+// the only writer connection. The query is queued and prepared between transactions
+// (prepareQueued). Only the writer goroutine calls these.
+func (s *Store) writeStmt(query string) *sql.Stmt {
+	st, ok := s.wstmts[query]
+	if !ok {
+		s.wstmts[query] = nil
+		s.toPrepare = append(s.toPrepare, query)
+	}
+	return st
+}
+
+func (s *Store) prepareQueued() {
+	for _, q := range s.toPrepare {
+		st, err := s.db.Write.PrepareContext(context.Background(), q)
+		if err != nil {
+			s.log.Warn("preparing statement", "query", q, "err", err)
+			continue
+		}
+		s.wstmts[q] = st
+	}
+	s.toPrepare = s.toPrepare[:0]
 }
 
 // AppendEvent appends a firehose event. encode receives the event's seq and returns
