@@ -1,0 +1,207 @@
+package classify
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// C2PA manifest store interpretation (on top of jumbf.go and cbor.go).
+//
+// Store layout: superbox "c2pa" → manifest superboxes (UUID tag "c2ma", or
+// "c2um" for update manifests) → an assertion store "c2pa.assertions" and a
+// claim "c2pa.claim"/"c2pa.claim.v2". The active manifest is the last one
+// in the store; earlier ones describe ingredients. Assertions labelled
+// "c2pa.actions" or "c2pa.actions.v2" (optionally with an "__N" instance
+// suffix) hold CBOR (or, in old files, JSON):
+//
+//	{"actions": [{"action": "c2pa.created",
+//	              "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+//	              "softwareAgent": {"name": "…"} | "…"}]}
+//
+// Signatures and hard bindings are NOT validated (that needs COSE, X.509
+// and a trust list): every C2PA claim here is an unverified assertion by
+// whoever wrote the file, and the evidence says so.
+
+// c2paAction is one decoded action.
+type c2paAction struct {
+	Action, SourceType, Agent string
+}
+
+// c2paManifest is the part of a manifest the classifier uses.
+type c2paManifest struct {
+	Label      string
+	Generators []string
+	Actions    []c2paAction
+	ActionsLoc []string // assertion label + index, parallel to Actions
+}
+
+// parseC2PA reads a manifest store. It returns the manifests in store
+// order (the last is active) and an error for damage found on the way;
+// manifests read before the damage are still returned.
+func parseC2PA(b []byte) ([]c2paManifest, error) {
+	root, jerr := parseJUMBF(b)
+	if root == nil {
+		return nil, jerr
+	}
+	if root.Label != "c2pa" && root.uuidTag() != "c2pa" {
+		return nil, fmt.Errorf("c2pa: JUMBF store %q is not a C2PA manifest store: %w", printable(root.Label), ErrMalformed)
+	}
+	var out []c2paManifest
+	var firstErr error = jerr
+	for _, mb := range root.Children {
+		if mb.Type != "jumb" {
+			continue
+		}
+		m := c2paManifest{Label: mb.Label}
+		if as := mb.child("c2pa.assertions"); as != nil {
+			for _, a := range as.Children {
+				base, _, _ := strings.Cut(a.Label, "__")
+				if a.Type != "jumb" || (base != "c2pa.actions" && base != "c2pa.actions.v2") {
+					continue
+				}
+				acts, err := decodeActions(a)
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("c2pa: %s/%s: %w", printable(mb.Label), printable(a.Label), err)
+				}
+				for i, act := range acts {
+					m.Actions = append(m.Actions, act)
+					m.ActionsLoc = append(m.ActionsLoc, printable(a.Label)+" actions["+strconv.Itoa(i)+"]")
+				}
+			}
+		}
+		for _, c := range mb.Children {
+			if c.Type == "jumb" && (c.Label == "c2pa.claim" || c.Label == "c2pa.claim.v2") {
+				if raw := c.content("cbor"); raw != nil {
+					v, err := decodeCBOR(raw)
+					if err != nil && firstErr == nil {
+						firstErr = fmt.Errorf("c2pa: %s claim: %w", printable(mb.Label), err)
+					}
+					m.Generators = claimGenerators(v)
+				}
+			}
+		}
+		out = append(out, m)
+	}
+	return out, firstErr
+}
+
+// decodeActions decodes an actions assertion from its cbor or json box.
+func decodeActions(a *jumbfBox) ([]c2paAction, error) {
+	var v any
+	if raw := a.content("cbor"); raw != nil {
+		var err error
+		if v, err = decodeCBOR(raw); err != nil {
+			return nil, err
+		}
+	} else if raw := a.content("json"); raw != nil {
+		if len(raw) > maxTextBytes {
+			return nil, fmt.Errorf("json assertion of %d bytes: %w", len(raw), ErrLimit)
+		}
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("json assertion: %w: %w", ErrMalformed, err)
+		}
+	} else {
+		return nil, fmt.Errorf("actions assertion without content box: %w", ErrMalformed)
+	}
+	var out []c2paAction
+	for _, item := range asArray(mapGet(v, "actions")) {
+		act := c2paAction{
+			Action:     asString(mapGet(item, "action")),
+			SourceType: asString(mapGet(item, "digitalSourceType")),
+		}
+		switch sa := mapGet(item, "softwareAgent").(type) {
+		case string:
+			act.Agent = sa
+		case map[string]any:
+			act.Agent = asString(sa["name"])
+		}
+		out = append(out, act)
+		if len(out) >= maxParts {
+			break
+		}
+	}
+	return out, nil
+}
+
+// claimGenerators reads claim_generator (v1 string) and
+// claim_generator_info (v1 array of maps, v2 a single map).
+func claimGenerators(claim any) []string {
+	var out []string
+	if s := asString(mapGet(claim, "claim_generator")); s != "" {
+		out = append(out, s)
+	}
+	info := mapGet(claim, "claim_generator_info")
+	items := asArray(info)
+	if items == nil && info != nil {
+		items = []any{info}
+	}
+	for _, it := range items {
+		if n := asString(mapGet(it, "name")); n != "" {
+			if v := asString(mapGet(it, "version")); v != "" {
+				n += "/" + v
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// c2paEvidence turns one JUMBF part into evidence.
+func c2paEvidence(p Part) []Evidence {
+	manifests, err := parseC2PA(p.Data)
+	var out []Evidence
+	if err != nil {
+		out = append(out, infoEvidence("c2pa.error", p.Locator, err.Error()))
+	}
+	for mi, m := range manifests {
+		active := mi == len(manifests)-1
+		loc := p.Locator + " c2pa:" + printable(m.Label)
+		role := "active"
+		if !active {
+			role = "ingredient"
+		}
+		out = append(out, infoEvidence("c2pa.manifest", loc,
+			role+" manifest, unvalidated; claim_generator: "+strings.Join(m.Generators, ", ")))
+		hasDST := false
+		for i, act := range m.Actions {
+			if act.SourceType == "" {
+				continue
+			}
+			scale, signal := 1.0, "c2pa.digitalSourceType"
+			if !active {
+				scale, signal = 0.6, "c2pa.ingredient.digitalSourceType"
+			}
+			ev, ok := dstEvidence(signal, loc+"/"+m.ActionsLoc[i]+".digitalSourceType", act.SourceType, scale)
+			if !ok {
+				continue
+			}
+			hasDST = true
+			// An earlier (ingredient) manifest that declared AI means AI
+			// content went into this asset: assisted, not generated,
+			// unless the active manifest says more.
+			if !active && ev.Class == ClassAIGenerated {
+				ev.Class = ClassAIAssisted
+			}
+			ev.Excerpt = excerpt(strings.TrimSpace(act.Action + " " + ev.Excerpt + " " + act.Agent))
+			out = append(out, ev)
+		}
+		if !active {
+			continue
+		}
+		for _, g := range m.Generators {
+			ev, ok := generatorNameEvidence("c2pa.claimGenerator", loc+"/claim_generator", g)
+			if !ok {
+				continue
+			}
+			if hasDST {
+				// The actions already say what kind of AI use this was;
+				// the generator name must not upgrade an edit to "generated".
+				ev.Tier, ev.Weight = TierWeakClaim, 1
+			}
+			out = append(out, ev)
+		}
+	}
+	return out
+}
