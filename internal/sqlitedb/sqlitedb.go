@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"runtime"
 	"sort"
@@ -24,6 +25,11 @@ type DB struct {
 	Write *sql.DB
 	// Read is a pool of read-only connections (WAL lets them run beside the writer).
 	Read *sql.DB
+	// Checkpointer is a connection for background WAL checkpoints (nil unless
+	// Options.BackgroundCheckpoint).
+	Checkpointer *sql.DB
+
+	file string
 }
 
 // Options tunes Open. The zero value is durable (synchronous=FULL).
@@ -34,6 +40,10 @@ type Options struct {
 	Readers int
 	// CacheKiB is the page cache per connection in KiB (default 8192).
 	CacheKiB int
+	// BackgroundCheckpoint turns off SQLite's automatic checkpoints on the writer (which
+	// run inside a committing transaction) and opens DB.Checkpointer, a separate
+	// connection for running them from a background goroutine (see Checkpoint).
+	BackgroundCheckpoint bool
 }
 
 func dsn(file string, opts Options, readOnly bool) string {
@@ -79,6 +89,13 @@ func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB
 		w.Close()
 		return nil, fmt.Errorf("open %s: journal_mode is %q, want wal", file, mode)
 	}
+	if opts.BackgroundCheckpoint {
+		// The writer has exactly one long-lived connection, so this reaches it for good.
+		if _, err := w.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open %s: %w", file, err)
+		}
+	}
 	if migrations != nil {
 		if err := migrate(ctx, w, migrations); err != nil {
 			w.Close()
@@ -96,11 +113,50 @@ func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &DB{Write: w, Read: r}, nil
+	db := &DB{Write: w, Read: r, file: file}
+	if opts.BackgroundCheckpoint {
+		c, err := sql.Open("sqlite3", dsn(file, opts, false))
+		if err != nil {
+			w.Close()
+			r.Close()
+			return nil, fmt.Errorf("open %s: %w", file, err)
+		}
+		c.SetMaxOpenConns(1)
+		c.SetMaxIdleConns(1)
+		db.Checkpointer = c
+	}
+	return db, nil
+}
+
+// WALSize returns the current size of the write-ahead log file in bytes.
+func (db *DB) WALSize() int64 {
+	fi, err := os.Stat(db.file + "-wal")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Checkpoint copies committed WAL pages into the database file without blocking the
+// writer or readers (PASSIVE), or, with truncate, waits for readers and resets the WAL.
+func (db *DB) Checkpoint(ctx context.Context, truncate bool) error {
+	if db.Checkpointer == nil {
+		return nil
+	}
+	mode := "PASSIVE"
+	if truncate {
+		mode = "TRUNCATE"
+	}
+	_, err := db.Checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint("+mode+")")
+	return err
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.Checkpointer != nil {
+		db.Checkpointer.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+		db.Checkpointer.Close()
+	}
 	err1 := db.Read.Close()
 	err2 := db.Write.Close()
 	if err1 != nil {

@@ -30,8 +30,6 @@ type Source interface {
 	EventsAfter(ctx context.Context, after int64, limit int) ([]store.Event, error)
 	// OldestEvent returns the lowest kept seq and its time; store.ErrNotFound when empty.
 	OldestEvent(ctx context.Context) (int64, time.Time, error)
-	// FirstSeqSince returns the first seq created at or after t; store.ErrNotFound if none.
-	FirstSeqSince(ctx context.Context, t time.Time) (int64, error)
 	// PruneEvents deletes events created before the given time and returns how many.
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 	// LastSeq returns the highest seq ever assigned (0 when none).

@@ -42,24 +42,21 @@ func (s *Store) OldestEvent(ctx context.Context) (int64, time.Time, error) {
 	return seq, time.UnixMilli(ms), err
 }
 
-// FirstSeqSince returns the first seq created at or after t; ErrNotFound if none.
-func (s *Store) FirstSeqSince(ctx context.Context, t time.Time) (int64, error) {
-	var seq int64
-	err := s.db.Read.QueryRowContext(ctx, `SELECT seq FROM events WHERE created_ms >= ? ORDER BY created_ms, seq LIMIT 1`, t.UnixMilli()).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	return seq, err
-}
-
 // PruneEvents deletes events older than before, in bounded chunks so the writer is never
 // held long. It returns how many rows were deleted.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	// Events are appended in time order, so everything below the first event at or after
+	// `before` is old; finding it walks the old rows in key order (no time index needed).
+	var cutoff int64
+	err := s.db.Read.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM events WHERE created_ms >= ? ORDER BY seq LIMIT 1), (SELECT max(seq) + 1 FROM events), 0)`, before.UnixMilli()).Scan(&cutoff)
+	if err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		var n int64
 		err := s.Write(ctx, func(t *Tx) error {
-			res, err := t.exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_ms < ? ORDER BY seq LIMIT 5000)`, before.UnixMilli())
+			res, err := t.exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT 5000)`, cutoff)
 			if err != nil {
 				return err
 			}

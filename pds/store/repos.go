@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"sort"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -56,6 +58,56 @@ type Commit struct {
 	Obsolete []cid.Cid // MST node blocks no longer reachable from the new head
 }
 
+// CollectBlocks deletes up to limit queued obsolete blocks (MST nodes and commits the
+// head no longer reaches), skipping any block re-created since it was queued. It
+// returns how many queue entries it processed.
+func (s *Store) CollectBlocks(ctx context.Context, limit int) (int, error) {
+	n := 0
+	err := s.Write(ctx, func(t *Tx) error {
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT id, did, cid, rev FROM obsolete_blocks ORDER BY id LIMIT ?`, limit)
+		if err != nil {
+			return err
+		}
+		type entry struct {
+			did string
+			cid []byte
+			rev string
+		}
+		var list []entry
+		var maxID int64
+		for rows.Next() {
+			var e entry
+			if err := rows.Scan(&maxID, &e.did, &e.cid, &e.rev); err != nil {
+				rows.Close()
+				return err
+			}
+			list = append(list, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Key order keeps the deletes on neighbouring pages.
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].did != list[j].did {
+				return list[i].did < list[j].did
+			}
+			return bytes.Compare(list[i].cid, list[j].cid) < 0
+		})
+		for _, e := range list {
+			if _, err := t.exec(`DELETE FROM blocks WHERE did = ? AND cid = ? AND rev <= ?`, e.did, e.cid, e.rev); err != nil {
+				return err
+			}
+		}
+		if _, err := t.exec(`DELETE FROM obsolete_blocks WHERE id <= ?`, maxID); err != nil {
+			return err
+		}
+		n = len(list)
+		return nil
+	})
+	return n, err
+}
+
 // PutCommit writes a commit: compare-and-swap of the head, blocks, records. Events are
 // appended by the caller in the same Tx.
 func (t *Tx) PutCommit(c *Commit) error {
@@ -75,13 +127,20 @@ func (t *Tx) PutCommit(c *Commit) error {
 		}
 	}
 	for _, b := range c.Blocks {
-		if _, err := t.exec(`INSERT OR IGNORE INTO blocks (did, cid, rev, data) VALUES (?, ?, ?, ?)`, c.DID, b.CID.Bytes(), c.Head.Rev, b.Data); err != nil {
+		// A node can come back (a tree returning to an earlier shape): bumping its rev
+		// keeps a queued obsolete mark from an older rev from deleting it.
+		if _, err := t.exec(`INSERT INTO blocks (did, cid, rev, data) VALUES (?, ?, ?, ?) ON CONFLICT (did, cid) DO UPDATE SET rev = excluded.rev`,
+			c.DID, b.CID.Bytes(), c.Head.Rev, b.Data); err != nil {
 			return fmt.Errorf("inserting block: %w", err)
 		}
 	}
-	for _, o := range c.Obsolete {
-		if _, err := t.exec(`DELETE FROM blocks WHERE did = ? AND cid = ?`, c.DID, o.Bytes()); err != nil {
-			return fmt.Errorf("deleting obsolete block: %w", err)
+	obsolete := c.Obsolete
+	if c.Prev.Commit.Defined() {
+		obsolete = append(obsolete, c.Prev.Commit)
+	}
+	for _, o := range obsolete {
+		if _, err := t.exec(`INSERT INTO obsolete_blocks (did, cid, rev) VALUES (?, ?, ?)`, c.DID, o.Bytes(), c.Head.Rev); err != nil {
+			return fmt.Errorf("queueing obsolete block: %w", err)
 		}
 	}
 	for _, r := range c.Records {
@@ -212,52 +271,4 @@ func (b blockSource) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
-}
-
-// EachRecord streams a repository's record blocks (CID and bytes), for CAR export.
-// With sinceRev set, only records written after that rev.
-func (s *Store) EachRecord(ctx context.Context, did, sinceRev string, fn func(c cid.Cid, data []byte) error) error {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT cid, value FROM records WHERE did = ? AND rev > ?`, did, sinceRev)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var raw sql.RawBytes
-	var data sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&raw, &data); err != nil {
-			return err
-		}
-		c, err := cid.Cast(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(c, data); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// EachBlockSince streams the commit and MST blocks written after sinceRev.
-func (s *Store) EachBlockSince(ctx context.Context, did, sinceRev string, fn func(c cid.Cid, data []byte) error) error {
-	rows, err := s.db.Read.QueryContext(ctx, `SELECT cid, data FROM blocks WHERE did = ? AND rev > ?`, did, sinceRev)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var raw, data sql.RawBytes
-	for rows.Next() {
-		if err := rows.Scan(&raw, &data); err != nil {
-			return err
-		}
-		c, err := cid.Cast(raw)
-		if err != nil {
-			return err
-		}
-		if err := fn(c, data); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }

@@ -48,6 +48,9 @@ type Store struct {
 	// wstmts are prepared statements on the writer connection (writer goroutine only).
 	wstmts    map[string]*sql.Stmt
 	toPrepare []string
+
+	ckStop context.CancelFunc
+	ckDone chan struct{}
 }
 
 // Options configures Open.
@@ -73,7 +76,7 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitedb.Open(ctx, path, mig, sqlitedb.Options{Synchronous: opts.Synchronous})
+	db, err := sqlitedb.Open(ctx, path, mig, sqlitedb.Options{Synchronous: opts.Synchronous, BackgroundCheckpoint: true})
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +101,37 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 		maxBatch = 256
 	}
 	go s.writer(maxBatch)
+	s.ckDone = make(chan struct{})
+	ckctx, cancel := context.WithCancel(context.Background())
+	s.ckStop = cancel
+	go s.checkpointer(ckctx)
 	return s, nil
+}
+
+// checkpointer moves committed WAL pages into the database file in the background, so
+// commits never pay for it; hot pages rewritten by many commits are copied once per
+// pass. If the WAL still grows past walTruncateBytes (readers kept it from resetting), it
+// waits for readers and truncates it.
+func (s *Store) checkpointer(ctx context.Context) {
+	defer close(s.ckDone)
+	const walCheckpointBytes = 16 << 20
+	const walTruncateBytes = 256 << 20
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		size := s.db.WALSize()
+		if size < walCheckpointBytes {
+			continue
+		}
+		if err := s.db.Checkpoint(ctx, size > walTruncateBytes); err != nil && ctx.Err() == nil {
+			s.log.Warn("WAL checkpoint", "err", err)
+		}
+	}
 }
 
 // SetOnCommit sets the hook called after durable batches (before any write is made).
@@ -115,6 +148,8 @@ func (s *Store) Close() error {
 	close(s.jobs)
 	s.closeMu.Unlock()
 	<-s.done
+	s.ckStop()
+	<-s.ckDone
 	s.rd.close()
 	for _, st := range s.wstmts {
 		if st != nil {
