@@ -3,10 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
-	"sort"
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/hearth-social/hearth/repo"
 	blocks "github.com/ipfs/go-block-format"
