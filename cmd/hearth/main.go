@@ -41,6 +41,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			serveCommand(),
+			firehoseCommand(),
 		},
 	}
 }

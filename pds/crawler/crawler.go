@@ -1,0 +1,155 @@
+// Package crawler announces the PDS to relays: it sends com.atproto.sync.requestCrawl
+// with the PDS's public hostname to each configured crawler at start-up and then
+// periodically, so relays (re)subscribe to its firehose.
+package crawler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultInterval is how often a crawler is re-announced to when Run gets no interval.
+	DefaultInterval = time.Hour
+	// RequestTimeout bounds one requestCrawl call.
+	RequestTimeout = 15 * time.Second
+	// retryMin is the first wait after a failed announcement (doubling up to the interval).
+	retryMin = 30 * time.Second
+	// requestCrawlPath is the XRPC path of the method.
+	requestCrawlPath = "/xrpc/com.atproto.sync.requestCrawl"
+)
+
+// Run announces hostname (the PDS's public host name, with a port only if it is not the
+// scheme's default) to each crawler now and then every `every` (DefaultInterval when
+// not positive) until ctx is done. A failed announcement is logged and retried sooner
+// (30s, doubling, up to every); nothing is ever fatal. Run returns once ctx is done and
+// every in-flight request has stopped.
+func Run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every time.Duration) {
+	run(ctx, log, hostname, crawlers, every, retryMin, &http.Client{Timeout: RequestTimeout})
+}
+
+func run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every, retry time.Duration, client *http.Client) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if every <= 0 {
+		every = DefaultInterval
+	}
+	retry = min(retry, every)
+	var wg sync.WaitGroup
+	for _, raw := range crawlers {
+		base, err := NormalizeURL(raw)
+		if err != nil {
+			log.Warn("skipping crawler", "crawler", raw, "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			announceLoop(ctx, log.With("crawler", base), client, base, hostname, every, retry)
+		}()
+	}
+	wg.Wait()
+}
+
+// announceLoop announces to one crawler until ctx is done.
+func announceLoop(ctx context.Context, log *slog.Logger, client *http.Client, base, hostname string, every, retry time.Duration) {
+	backoff := retry
+	first := true
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wait := every
+		if err := Announce(ctx, client, base, hostname); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("requestCrawl failed", "hostname", hostname, "err", err, "retry_in", backoff)
+			wait = backoff
+			backoff = min(2*backoff, every)
+		} else {
+			backoff = retry
+			if first {
+				log.Info("announced to crawler", "hostname", hostname)
+			} else {
+				log.Debug("announced to crawler", "hostname", hostname)
+			}
+			first = false
+		}
+		t.Reset(wait)
+	}
+}
+
+// NormalizeURL checks a crawler URL and returns its base (scheme and host, no trailing
+// slash). A bare host means https.
+func NormalizeURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", fmt.Errorf("empty crawler URL")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("crawler URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("crawler URL %q: want http or https", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("crawler URL %q has no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("crawler URL %q: want scheme://host[:port][/path] only", raw)
+	}
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/"), nil
+}
+
+// Announce sends one com.atproto.sync.requestCrawl {"hostname": hostname} to the crawler
+// at base (see NormalizeURL), bounded by RequestTimeout and ctx.
+func Announce(ctx context.Context, client *http.Client, base, hostname string) error {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	body, err := json.Marshal(map[string]string{"hostname": hostname})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+requestCrawlPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hearth-pds")
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+	if res.StatusCode/100 == 2 {
+		return nil
+	}
+	var xe struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(msg, &xe) == nil && xe.Error != "" {
+		return fmt.Errorf("HTTP %d %s: %s", res.StatusCode, xe.Error, xe.Message)
+	}
+	return fmt.Errorf("HTTP %d: %.200s", res.StatusCode, strings.TrimSpace(string(msg)))
+}
