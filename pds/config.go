@@ -38,10 +38,24 @@ type Config struct {
 	PasswordCost int
 	// EventRetention is how long firehose events are kept for cursor replay.
 	EventRetention time.Duration
+	// FirehoseMaxLag is how many events a live firehose subscriber may fall behind before
+	// it is disconnected with ConsumerTooSlow (0: the sequencer's default).
+	FirehoseMaxLag int
+	// FirehoseWriteTimeout bounds each websocket write to a firehose subscriber (0: the
+	// sequencer's default).
+	FirehoseWriteTimeout time.Duration
 	// Synchronous is the SQLite synchronous level ("FULL" unless set).
 	Synchronous string
 	// Version is reported by describeServer / _health.
 	Version string
+	// AppViewURL and AppViewDID name the default AppView: XRPC methods this PDS does not
+	// serve are forwarded there when the request has no atproto-proxy header. Both empty
+	// (the default) means no default AppView: such methods answer MethodNotImplemented.
+	AppViewURL string
+	AppViewDID string
+	// ProxyAllowPrivate lets proxied requests and did:web fetches reach loopback and
+	// private addresses. For development and tests only (it opens the proxy to SSRF).
+	ProxyAllowPrivate bool
 }
 
 // DefaultConfig returns the local, offline defaults.
@@ -110,6 +124,16 @@ func (c *Config) Validate() error {
 	}
 	if c.EventRetention <= 0 {
 		c.EventRetention = 72 * time.Hour
+	}
+	if c.AppViewURL != "" || c.AppViewDID != "" {
+		u, err := url.Parse(c.AppViewURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("AppView URL %q must be an http(s) URL (set it together with the AppView DID)", c.AppViewURL)
+		}
+		if _, err := syntax.ParseDID(c.AppViewDID); err != nil {
+			return fmt.Errorf("AppView DID %q is not a valid DID (set it together with the AppView URL)", c.AppViewDID)
+		}
+		c.AppViewURL = strings.TrimRight(c.AppViewURL, "/")
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.server.createInviteCode":      post(authAdmin, s.handleCreateInviteCode),
 		"com.atproto.server.createInviteCodes":     post(authAdmin, s.handleCreateInviteCodes),
 		"com.atproto.server.getAccountInviteCodes": get(authUser, s.handleGetAccountInviteCodes),
+		"com.atproto.server.getServiceAuth":        get(authUser, s.handleGetServiceAuth),
+		// app.bsky.actor preferences live on the PDS
+		"app.bsky.actor.getPreferences": get(authUser, s.handleGetPreferences),
+		"app.bsky.actor.putPreferences": post(authUser, s.handlePutPreferences),
 		// com.atproto.identity
 		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
 		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
@@ -145,7 +149,11 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	nsid := r.PathValue("nsid")
 	rt, ok := s.routes[nsid]
 	if !ok {
-		s.fail(w, r, xrpc.Errorf(http.StatusNotImplemented, "MethodNotImplemented", "method %s is not implemented by this server", nsid))
+		// Not served here: forward to the atproto-proxy service or the default AppView
+		// (proxy.go), or answer MethodNotImplemented.
+		if err := s.proxyXRPC(w, r, nsid); err != nil {
+			s.fail(w, r, err)
+		}
 		return
 	}
 	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {

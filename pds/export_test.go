@@ -1,0 +1,9 @@
+package pds
+
+import "context"
+
+// CollectBlobGarbage runs one blob garbage collection pass now (tests only) and returns
+// how many blobs it deleted.
+func (s *Server) CollectBlobGarbage(ctx context.Context) (int, error) {
+	return s.collectBlobGarbage(ctx)
+}
