@@ -74,6 +74,7 @@ func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) erro
 		})
 		return err
 	})
+	s.accounts.forget(c.DID)
 	if errors.Is(err, store.ErrHandleTaken) {
 		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", h)
 	} else if err != nil {

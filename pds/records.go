@@ -84,7 +84,7 @@ func (s *Server) resolveRepo(ctx context.Context, raw string) (*store.Account, e
 	}
 	var acct *store.Account
 	if did, err := id.AsDID(); err == nil {
-		acct, err = s.store.AccountByDID(ctx, did.String())
+		acct, err = s.accounts.get(ctx, s.store, did.String())
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}

@@ -38,7 +38,9 @@ type Server struct {
 	seq      *sequencer.Sequencer
 	blobs    blobs.Store
 	routes   map[string]route
+	proxy    *proxy
 	tids     *syntax.TIDClock
+	accounts *accountCache
 	bg       context.CancelFunc
 	bgDone   chan struct{}
 }
@@ -56,14 +58,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    log,
-		store:  st,
-		writer: newWriter(st, log.With("component", "writer"), 512),
-		plc:    &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
-		hasher: auth.NewHasher(cfg.PasswordCost, 2),
-		lex:    lexicons.NewCatalog(),
-		tids:   syntax.NewTIDClock(0),
+		cfg:      cfg,
+		log:      log,
+		store:    st,
+		writer:   newWriter(st, log.With("component", "writer"), 512),
+		plc:      &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
+		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
+		lex:      lexicons.NewCatalog(),
+		tids:     syntax.NewTIDClock(0),
+		accounts: newAccountCache(10000),
 	}
 	jwtKey, err := st.Secret(ctx, "jwt-hs256", func() ([]byte, error) {
 		b := make([]byte, 32)
@@ -94,17 +97,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
-	s.seq = sequencer.New(st, log.With("component", "sequencer"), sequencer.Config{Retention: cfg.EventRetention})
+	s.seq = sequencer.New(st, log.With("component", "sequencer"), sequencer.Config{
+		Retention:    cfg.EventRetention,
+		MaxLag:       cfg.FirehoseMaxLag,
+		WriteTimeout: cfg.FirehoseWriteTimeout,
+	})
 	st.SetOnCommit(s.seq.Notify)
 	s.routes = s.buildRoutes()
+	s.proxy = newProxy(cfg, s.plc)
 	bgctx, cancel := context.WithCancel(context.Background())
 	s.bg, s.bgDone = cancel, make(chan struct{})
 	go func() {
 		defer close(s.bgDone)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); s.seq.RunRetention(bgctx) }()
 		go func() { defer wg.Done(); s.runBlobGC(bgctx) }()
+		go func() { defer wg.Done(); s.runBlockGC(bgctx) }()
 		wg.Wait()
 	}()
 	return s, nil

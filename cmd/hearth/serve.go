@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/hearth-social/hearth/pds"
+	"github.com/hearth-social/hearth/pds/crawler"
 	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/urfave/cli/v2"
 )
@@ -36,6 +39,10 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
+			&cli.StringFlag{Name: "appview-url", Usage: "default AppView that methods this PDS does not serve are proxied to, e.g. https://api.bsky.app (unset: no default)", EnvVars: []string{"HEARTH_APPVIEW_URL"}},
+			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
+			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
+			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
 		},
 		Action: runServe,
 	}
@@ -47,6 +54,7 @@ type serveConfig struct {
 	listen    string
 	plcListen string
 	embedPLC  bool
+	crawlers  []string // normalized relay base URLs
 }
 
 func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
@@ -80,6 +88,19 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	c.InviteRequired = cctx.Bool("invite-required")
 	c.AdminPassword = cctx.String("admin-password")
 	c.EventRetention = cctx.Duration("event-retention")
+	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
+	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
+	c.ProxyAllowPrivate = cctx.Bool("proxy-allow-private")
+	for _, raw := range cctx.StringSlice("crawler") {
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		u, err := crawler.NormalizeURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--crawler (HEARTH_CRAWLERS): %w", err)
+		}
+		sc.crawlers = append(sc.crawlers, u)
+	}
 	c.PLCURL = cctx.String("plc-url")
 	sc.plcListen = cctx.String("plc-listen")
 	if c.PLCURL == "" {
@@ -90,7 +111,7 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		c.PLCURL = "http://" + sc.plcListen // replaced by the bound address below
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid configuration (check --hostname, --public-url, --handle-domains, --plc-url): %w", err)
+		return nil, fmt.Errorf("invalid configuration (check --hostname, --public-url, --handle-domains, --plc-url, --appview-url, --appview-did): %w", err)
 	}
 	return sc, nil
 }
@@ -121,6 +142,11 @@ func adminPassword(dataDir, configured string) (string, bool, error) {
 
 func runServe(cctx *cli.Context) error {
 	ctx := cctx.Context
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft heap limit keeps a small host's footprint flat through bursts (scrypt
+		// hashing, big exports) instead of letting the heap double before each GC.
+		debug.SetMemoryLimit(64 << 20)
+	}
 	log, err := newLogger(cctx)
 	if err != nil {
 		return err
@@ -177,6 +203,19 @@ func runServe(cctx *cli.Context) error {
 	}
 	serve("pds", ln, srv.Handler())
 
+	// Announce the public host to relays once the PDS is listening; stopped on return.
+	crawlCtx, stopCrawl := context.WithCancel(ctx)
+	crawlDone := make(chan struct{})
+	go func() {
+		defer close(crawlDone)
+		if len(sc.crawlers) == 0 {
+			return
+		}
+		pub, _ := url.Parse(sc.pds.PublicURL) // checked by Validate
+		crawler.Run(crawlCtx, log.With("component", "crawler"), pub.Host, sc.crawlers, crawler.DefaultInterval)
+	}()
+	defer func() { stopCrawl(); <-crawlDone }()
+
 	if dl := cctx.String("debug-listen"); dl != "" {
 		host, _, err := net.SplitHostPort(dl)
 		if err != nil || !(host == "127.0.0.1" || host == "localhost" || host == "::1") {
@@ -199,6 +238,9 @@ func runServe(cctx *cli.Context) error {
 	}
 	fmt.Fprintf(out, "  handles:        *%s\n", strings.Join(sc.pds.HandleDomains, ", *"))
 	fmt.Fprintf(out, "  data dir:       %s\n", sc.pds.DataDir)
+	if len(sc.crawlers) > 0 {
+		fmt.Fprintf(out, "  crawlers:       %s\n", strings.Join(sc.crawlers, ", "))
+	}
 	if generated {
 		fmt.Fprintf(out, "  admin password: %s (generated; kept in %s)\n", pw, filepath.Join(sc.pds.DataDir, "admin-password"))
 	}

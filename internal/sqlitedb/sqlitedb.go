@@ -38,7 +38,8 @@ type Options struct {
 	Synchronous string
 	// Readers is the size of the read pool (default 2*GOMAXPROCS, at least 4).
 	Readers int
-	// CacheKiB is the page cache per connection in KiB (default 8192).
+	// CacheKiB is the page cache of the writer connection in KiB (default 4096); each
+	// reader gets a quarter of it (readers share the OS page cache anyway).
 	CacheKiB int
 	// BackgroundCheckpoint turns off SQLite's automatic checkpoints on the writer (which
 	// run inside a committing transaction) and opens DB.Checkpointer, a separate
@@ -47,13 +48,24 @@ type Options struct {
 }
 
 func dsn(file string, opts Options, readOnly bool) string {
+	return dsnCache(file, opts, readOnly, 0)
+}
+
+// dsnCache builds the DSN; cacheKiB overrides the page cache size when non-zero.
+func dsnCache(file string, opts Options, readOnly bool, cacheKiB int) string {
 	sync := opts.Synchronous
 	if sync == "" {
 		sync = "FULL"
 	}
 	cache := opts.CacheKiB
 	if cache == 0 {
-		cache = 8192
+		cache = 4096
+	}
+	if readOnly {
+		cache /= 4
+	}
+	if cacheKiB > 0 {
+		cache = cacheKiB
 	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
@@ -115,7 +127,8 @@ func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB
 	r.SetMaxIdleConns(n)
 	db := &DB{Write: w, Read: r, file: file}
 	if opts.BackgroundCheckpoint {
-		c, err := sql.Open("sqlite3", dsn(file, opts, false))
+		// Checkpointing streams WAL frames into the file; it needs almost no cache.
+		c, err := sql.Open("sqlite3", dsnCache(file, opts, false, 256))
 		if err != nil {
 			w.Close()
 			r.Close()

@@ -44,7 +44,8 @@ func OpenDirectory(ctx context.Context, path string, log *slog.Logger) (*Directo
 	if err != nil {
 		return nil, fmt.Errorf("plc directory: %w", err)
 	}
-	db, err := sqlitedb.Open(ctx, path, migrations, sqlitedb.Options{})
+	// The directory is small: a small cache and reader pool are plenty.
+	db, err := sqlitedb.Open(ctx, path, migrations, sqlitedb.Options{CacheKiB: 1024, Readers: 2})
 	if err != nil {
 		return nil, fmt.Errorf("plc directory: %w", err)
 	}

@@ -74,39 +74,72 @@ func nodeChildren(data []byte) ([]cid.Cid, *mst.NodeData, error) {
 // ExportRepo streams a repository as CAR blocks from one consistent snapshot: the
 // commit, the MST nodes (walked from the root), then the records. With since set, only
 // blocks written after that rev. begin is called with the head before any block.
+//
+// The account's commit and MST blocks are read in one scan and walked in memory: one
+// query instead of one per node (the obsolete-block GC keeps that scan close to the
+// live set).
 func (s *Store) ExportRepo(ctx context.Context, did, since string, begin func(repo.Head) error, emit func(c cid.Cid, data []byte) error) error {
 	return s.snapshot(ctx, did, func(sn *snapshot, h repo.Head) error {
-		if err := begin(h); err != nil {
-			return err
+		type stored struct {
+			data []byte
+			rev  string
 		}
-		data, _, err := sn.block(h.Commit)
+		nodes := map[string]stored{}
+		rows, err := sn.tx.QueryContext(ctx, `SELECT cid, rev, data FROM blocks WHERE did = ?`, did)
 		if err != nil {
 			return err
 		}
-		if err := emit(h.Commit, data); err != nil {
+		for rows.Next() {
+			var c []byte
+			var st stored
+			if err := rows.Scan(&c, &st.rev, &st.data); err != nil {
+				rows.Close()
+				return err
+			}
+			nodes[string(c)] = st
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		get := func(c cid.Cid) (stored, error) {
+			st, ok := nodes[string(c.Bytes())]
+			if !ok {
+				return st, fmt.Errorf("block %s of %s: %w", c, did, ErrNotFound)
+			}
+			return st, nil
+		}
+		if err := begin(h); err != nil {
+			return err
+		}
+		commit, err := get(h.Commit)
+		if err != nil {
+			return err
+		}
+		if err := emit(h.Commit, commit.data); err != nil {
 			return err
 		}
 		queue := []cid.Cid{h.Data}
 		for len(queue) > 0 {
 			c := queue[len(queue)-1]
 			queue = queue[:len(queue)-1]
-			data, rev, err := sn.block(c)
+			st, err := get(c)
 			if err != nil {
 				return err
 			}
-			if since != "" && rev <= since {
+			if since != "" && st.rev <= since {
 				continue // unchanged since `since`: so is everything below it
 			}
-			if err := emit(c, data); err != nil {
+			if err := emit(c, st.data); err != nil {
 				return err
 			}
-			kids, _, err := nodeChildren(data)
+			kids, _, err := nodeChildren(st.data)
 			if err != nil {
 				return err
 			}
 			queue = append(queue, kids...)
 		}
-		rows, err := sn.tx.QueryContext(ctx, `SELECT cid, value FROM records WHERE did = ? AND rev > ?`, did, since)
+		rows, err = sn.tx.QueryContext(ctx, `SELECT cid, value FROM records WHERE did = ? AND rev > ?`, did, since)
 		if err != nil {
 			return err
 		}
