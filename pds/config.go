@@ -24,6 +24,9 @@ type Config struct {
 	InviteRequired bool
 	// AdminPassword guards admin methods (HTTP Basic admin:PASSWORD).
 	AdminPassword string
+	// JWTSecret, when set, is the HS256 key of session tokens; otherwise a random key is
+	// generated on first start and kept in the database.
+	JWTSecret string
 	// PLCURL is the PLC directory accounts are registered with.
 	PLCURL string
 	// MaxRecordBytes caps one record's DAG-CBOR size (sync spec limit: 1,000,000).

@@ -77,6 +77,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("loading JWT key: %w", err)
 	}
+	if cfg.JWTSecret != "" {
+		jwtKey = []byte(cfg.JWTSecret)
+	}
 	s.sessions = auth.NewSessions(jwtKey, cfg.ServerDID())
 	rot, err := st.Secret(ctx, "plc-rotation-k256", func() ([]byte, error) {
 		k, err := atcrypto.GeneratePrivateKeyK256()

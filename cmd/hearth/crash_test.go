@@ -23,6 +23,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// testJWTSecret is the session-token key test servers run with, so tests (and the
+// conformance client's expired-token check) can mint tokens.
+const testJWTSecret = "hearth-test-jwt-secret"
+
 // buildHearth builds the hearth binary into a temp dir from the module root.
 func buildHearth(t *testing.T) string {
 	t.Helper()
@@ -89,7 +93,7 @@ func startHearth(t *testing.T, bin, dataDir string, ports *[2]int) *hearthProc {
 			base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), plc: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 		p.cmd = exec.Command(bin, "--log-level", "warn", "serve", "--data-dir", dataDir,
 			"--listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--plc-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-			"--admin-password", "x")
+			"--admin-password", "x", "--jwt-secret", testJWTSecret)
 		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 		require.NoError(t, p.cmd.Start())
 		go func() { p.cmd.Wait(); close(p.done) }()

@@ -35,6 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "handle-domains", Value: ".test", Usage: "comma-separated handle suffixes offered to new accounts", EnvVars: []string{"HEARTH_HANDLE_DOMAINS"}},
 			&cli.BoolFlag{Name: "invite-required", Usage: "require an invite code to create an account", EnvVars: []string{"HEARTH_INVITE_REQUIRED"}},
 			&cli.StringFlag{Name: "admin-password", Usage: "admin password (generated and kept in the data dir if unset)", EnvVars: []string{"HEARTH_ADMIN_PASSWORD"}},
+			&cli.StringFlag{Name: "jwt-secret", Usage: "HS256 key for session tokens (default: generated and kept in the database)", EnvVars: []string{"HEARTH_JWT_SECRET"}},
 			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
@@ -87,6 +88,10 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	}
 	c.InviteRequired = cctx.Bool("invite-required")
 	c.AdminPassword = cctx.String("admin-password")
+	c.JWTSecret = cctx.String("jwt-secret")
+	if c.JWTSecret != "" && len(c.JWTSecret) < 16 {
+		return nil, errors.New("--jwt-secret (HEARTH_JWT_SECRET) must be at least 16 characters")
+	}
 	c.EventRetention = cctx.Duration("event-retention")
 	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
 	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
