@@ -61,7 +61,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		store:    st,
-		writer:   newWriter(st, log.With("component", "writer"), 512),
+		writer:   newWriter(st, log.With("component", "writer"), 512, 300_000),
 		plc:      &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
 		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
 		lex:      lexicons.NewCatalog(),
@@ -113,10 +113,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	go func() {
 		defer close(s.bgDone)
 		var wg sync.WaitGroup
-		wg.Add(3)
+		wg.Add(2)
 		go func() { defer wg.Done(); s.seq.RunRetention(bgctx) }()
 		go func() { defer wg.Done(); s.runBlobGC(bgctx) }()
-		go func() { defer wg.Done(); s.runBlockGC(bgctx) }()
 		wg.Wait()
 	}()
 	return s, nil

@@ -41,18 +41,28 @@ func (s *Server) handleSyncGetRepo(w http.ResponseWriter, r *http.Request) error
 			return xrpc.InvalidRequest("since must be a TID rev")
 		}
 	}
-	var cw *repo.CARWriter
-	err = s.store.ExportRepo(r.Context(), acct.DID, since, func(h repo.Head) error {
-		w.Header().Set("Content-Type", carContentType)
-		var err error
-		cw, err = repo.NewCARWriter(w, h.Commit)
+	v, _, err := s.writer.view(r.Context(), acct.DID, "")
+	if errors.Is(err, store.ErrNotFound) {
+		return xrpc.Errorf(http.StatusBadRequest, "RepoNotFound", "could not find repo for DID: %s", acct.DID)
+	} else if err != nil {
 		return err
-	}, func(c cid.Cid, data []byte) error { return cw.Write(c, data) })
-	if cw == nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return xrpc.Errorf(http.StatusBadRequest, "RepoNotFound", "could not find repo for DID: %s", acct.DID)
+	}
+	defer v.Close()
+	w.Header().Set("Content-Type", carContentType)
+	cw, err := repo.NewCARWriter(w, v.Head.Commit)
+	if err == nil {
+		err = cw.Write(v.Head.Commit, v.CommitData)
+	}
+	// With since, the MST nodes are all sent (the store does not date them): a superset
+	// of the changed ones, which any consumer merging blocks handles.
+	for _, b := range v.Nodes {
+		if err != nil {
+			break
 		}
-		return err
+		err = cw.Write(b.CID, b.Data)
+	}
+	if err == nil {
+		err = v.EachRecord(since, cw.Write)
 	}
 	if err == nil {
 		err = cw.Flush()
@@ -95,14 +105,21 @@ func (s *Server) handleSyncGetRecord(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	path := coll.String() + "/" + rkey.String()
-	head, blocks, found, err := s.store.RecordProof(r.Context(), acct.DID, path)
+	v, found, err := s.writer.view(r.Context(), acct.DID, path)
 	if err != nil {
 		return err
 	}
+	defer v.Close()
 	if !found {
 		return xrpc.Errorf(http.StatusBadRequest, "RecordNotFound", "could not locate record: at://%s/%s", acct.DID, path)
 	}
-	car, err := repo.CAR(head.Commit, blocks)
+	rc, val, err := v.Record(coll.String(), rkey.String())
+	if err != nil {
+		return err
+	}
+	blocks := append([]repo.Block{{CID: v.Head.Commit, Data: v.CommitData}}, v.Nodes...)
+	blocks = append(blocks, repo.Block{CID: rc, Data: val})
+	car, err := repo.CAR(v.Head.Commit, blocks)
 	if err != nil {
 		return err
 	}
@@ -123,17 +140,36 @@ func (s *Server) handleSyncGetBlocks(w http.ResponseWriter, r *http.Request) err
 	if len(raw) > 1000 {
 		return xrpc.InvalidRequest("at most 1000 cids")
 	}
-	var blocks []repo.Block
-	var missing []string
-	for _, x := range raw {
-		c, err := cid.Decode(x)
-		if err != nil {
+	cids := make([]cid.Cid, len(raw))
+	for i, x := range raw {
+		if cids[i], err = cid.Decode(x); err != nil {
 			return xrpc.InvalidRequest("invalid cid %q", x)
 		}
-		data, err := s.store.Block(r.Context(), acct.DID, c)
+	}
+	ctx := r.Context()
+	var blocks []repo.Block
+	var missing []string
+	for i, c := range cids {
+		data, err := s.store.RecordBlock(ctx, acct.DID, c)
 		if errors.Is(err, store.ErrNotFound) {
-			missing = append(missing, x)
-			continue
+			// Not a record: the head commit or an MST node of the current tree.
+			var ok bool
+			if sn, serr := s.store.Snapshot(ctx, acct.DID); serr == nil {
+				if sn.Head.Commit.Equals(c) {
+					data, ok = sn.CommitData, true
+				}
+				sn.Close()
+			}
+			if !ok {
+				data, ok, err = s.writer.node(ctx, acct.DID, c)
+				if err != nil {
+					return err
+				}
+			}
+			if !ok {
+				missing = append(missing, raw[i])
+				continue
+			}
 		} else if err != nil {
 			return err
 		}

@@ -20,17 +20,21 @@ import (
 )
 
 // writer is the commit pipeline: per-account lock -> repo.Apply -> one group-committed
-// store transaction (blocks, records, head, #commit event). It caches each account's
-// MST and signing key so a write does not reload the tree; a cached tree is dropped on
-// any error, since a failed Apply or store write may leave it half-mutated.
+// store transaction (records, head and commit block, #commit event). The MST is not
+// stored: it is rebuilt from the records on first use (its root checked against the
+// signed head) and kept in an LRU cache bounded by accounts and by total records. A
+// cached tree is dropped on any error, since a failed Apply or store write may leave it
+// half-mutated.
 type writer struct {
 	store *store.Store
 	log   *slog.Logger
 
-	mu     sync.Mutex
-	states map[string]*list.Element // did -> element holding *repoState
-	lru    *list.List
-	max    int
+	mu      sync.Mutex
+	states  map[string]*list.Element // did -> element holding *repoState
+	lru     *list.List
+	max     int // cached accounts
+	maxKeys int // cached records over all trees
+	keys    int // records in cached trees (sum of repoState.counted)
 }
 
 type repoState struct {
@@ -39,11 +43,14 @@ type repoState struct {
 	head repo.Head
 	tree *mst.Tree
 	key  atcrypto.PrivateKey
-	busy int // holders + waiters; guarded by writer.mu
+	size int // records in tree; guarded by mu
+	// guarded by writer.mu:
+	busy    int // holders + waiters
+	counted int // size as last added to writer.keys
 }
 
-func newWriter(st *store.Store, log *slog.Logger, maxCached int) *writer {
-	return &writer{store: st, log: log, states: map[string]*list.Element{}, lru: list.New(), max: maxCached}
+func newWriter(st *store.Store, log *slog.Logger, maxCached, maxKeys int) *writer {
+	return &writer{store: st, log: log, states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
 }
 
 // acquire returns the locked state for did.
@@ -58,24 +65,38 @@ func (w *writer) acquire(did string) *repoState {
 	}
 	st := el.Value.(*repoState)
 	st.busy++
-	// Evict idle states past the cap (oldest first); busy ones stay.
-	for e := w.lru.Back(); e != nil && w.lru.Len() > w.max; {
-		prev := e.Prev()
-		if s := e.Value.(*repoState); s.busy == 0 {
-			w.lru.Remove(e)
-			delete(w.states, s.did)
-		}
-		e = prev
-	}
+	w.evictLocked()
 	w.mu.Unlock()
 	st.mu.Lock()
 	return st
 }
 
+// evictLocked drops idle states, oldest first, while over either cap.
+func (w *writer) evictLocked() {
+	for e := w.lru.Back(); e != nil && (w.lru.Len() > w.max || w.keys > w.maxKeys); {
+		prev := e.Prev()
+		if s := e.Value.(*repoState); s.busy == 0 {
+			w.lru.Remove(e)
+			delete(w.states, s.did)
+			w.keys -= s.counted
+		}
+		e = prev
+	}
+}
+
 func (w *writer) release(st *repoState) {
+	size := st.size
+	if st.tree == nil {
+		size = 0
+	}
 	st.mu.Unlock()
 	w.mu.Lock()
 	st.busy--
+	w.keys += size - st.counted
+	st.counted = size
+	if w.keys > w.maxKeys {
+		w.evictLocked()
+	}
 	w.mu.Unlock()
 }
 
@@ -100,15 +121,20 @@ func (w *writer) load(ctx context.Context, st *repoState) error {
 		st.key = k
 	}
 	if st.tree == nil {
-		head, err := w.store.Head(ctx, st.did)
+		sn, err := w.store.Snapshot(ctx, st.did)
 		if err != nil {
 			return err
 		}
-		tree, err := repo.LoadTree(ctx, w.store.BlockSource(st.did), head)
+		defer sn.Close()
+		recs, err := sn.RecordCIDs()
 		if err != nil {
 			return err
 		}
-		st.head, st.tree = head, tree
+		tree, err := repo.TreeFromRecords(recs, sn.Head)
+		if err != nil {
+			return fmt.Errorf("repo %s: %w", st.did, err)
+		}
+		st.head, st.tree, st.size = sn.Head, tree, len(recs)
 	}
 	return nil
 }
@@ -167,8 +193,7 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 	}
 	prev := st.head
 	res, err := repo.Apply(ctx, repo.Input{
-		DID: did, Head: prev, Tree: st.tree, Source: w.store.BlockSource(did.String()),
-		Writes: req.Writes, SwapCommit: req.SwapCommit, Key: st.key,
+		DID: did, Head: prev, Tree: st.tree, Writes: req.Writes, SwapCommit: req.SwapCommit, Key: st.key,
 	})
 	if err != nil {
 		st.tree = nil
@@ -202,35 +227,85 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		return nil, err
 	}
 	st.head, st.tree = sc.Head, res.Tree
+	for _, op := range res.Ops {
+		switch op.Action {
+		case repo.ActionCreate:
+			st.size++
+		case repo.ActionDelete:
+			st.size--
+		}
+	}
 	return &commitResult{Commit: res.CommitCID, Rev: res.Rev, Ops: res.Ops, CIDs: res.RecordCIDs}, nil
 }
 
-// storeCommit splits a repo.Result into the store's shape: record blocks go to the
-// records table, the commit and MST nodes to blocks.
+// storeCommit turns a repo.Result into the store's shape: the records index changes
+// and the signed commit block (Apply adds it last). MST nodes are not stored.
 func storeCommit(did string, prev repo.Head, res *repo.Result, writes []repo.Write) *store.Commit {
 	sc := &store.Commit{
-		DID:      did,
-		Prev:     prev,
-		Head:     repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data},
-		Genesis:  !prev.Commit.Defined(),
-		Obsolete: res.Obsolete,
+		DID:        did,
+		Prev:       prev,
+		Head:       repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data},
+		CommitData: res.Blocks[len(res.Blocks)-1].Data,
+		Genesis:    !prev.Commit.Defined(),
 	}
-	isRecord := make(map[cid.Cid]bool, len(writes))
 	for _, wr := range writes {
 		rw := store.RecordWrite{Collection: wr.Collection.String(), RKey: wr.RKey.String()}
 		if wr.Action != repo.ActionDelete {
-			c := res.RecordCIDs[wr.Path()]
-			rw.CID, rw.Value = c, wr.Record
-			isRecord[c] = true
+			rw.CID, rw.Value = res.RecordCIDs[wr.Path()], wr.Record
 		}
 		sc.Records = append(sc.Records, rw)
 	}
-	for _, b := range res.Blocks {
-		if !isRecord[b.CID] {
-			sc.Blocks = append(sc.Blocks, b)
-		}
-	}
 	return sc
+}
+
+// repoView is a consistent export of a repository: the head, its commit block and MST
+// nodes taken under the account's lock, and a store snapshot taken at the same head for
+// the records. Close releases the snapshot.
+type repoView struct {
+	*store.Snapshot
+	Nodes []repo.Block
+}
+
+// view takes a consistent view of did's repository; with proofKey set, only the nodes on
+// that key's path (and found reports the key's presence), otherwise every node.
+func (w *writer) view(ctx context.Context, did string, proofKey string) (v *repoView, found bool, err error) {
+	st := w.acquire(did)
+	defer w.release(st)
+	if err := w.load(ctx, st); err != nil {
+		return nil, false, err
+	}
+	sn, err := w.store.Snapshot(ctx, did)
+	if err != nil {
+		return nil, false, err
+	}
+	if sn.Head != st.head {
+		// Cannot happen while we hold the account's lock, unless the store was changed
+		// behind the writer's back: drop the cache rather than serve a mismatch.
+		sn.Close()
+		st.tree = nil
+		return nil, false, fmt.Errorf("repo %s: cached head %s differs from stored %s", did, st.head.Commit, sn.Head.Commit)
+	}
+	var nodes []repo.Block
+	if proofKey != "" {
+		nodes, found, err = repo.ProofBlocks(st.tree, proofKey)
+	} else {
+		nodes, err = repo.TreeBlocks(st.tree)
+	}
+	if err != nil {
+		sn.Close()
+		return nil, false, err
+	}
+	return &repoView{Snapshot: sn, Nodes: nodes}, found, nil
+}
+
+// node returns an MST node of did's current tree by CID.
+func (w *writer) node(ctx context.Context, did string, c cid.Cid) ([]byte, bool, error) {
+	st := w.acquire(did)
+	defer w.release(st)
+	if err := w.load(ctx, st); err != nil {
+		return nil, false, err
+	}
+	return repo.FindNode(st.tree, c)
 }
 
 // genesis builds the first (empty) commit of a new repository and the events a new

@@ -43,7 +43,7 @@ func BenchmarkCommitPipeline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := &Commit{DID: a.did, Head: repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data}, Genesis: true, Blocks: res.Blocks}
+		c := &Commit{DID: a.did, Head: repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data}, Genesis: true, CommitData: res.Blocks[len(res.Blocks)-1].Data}
 		if err := s.Write(ctx, func(tx *Tx) error {
 			if err := tx.CreateAccount(&Account{DID: a.did, Handle: fmt.Sprintf("b%d.test", i), PasswordHash: "x", SigningKey: []byte("k")}); err != nil {
 				return err
@@ -55,7 +55,6 @@ func BenchmarkCommitPipeline(b *testing.B) {
 		a.head, a.tree = c.Head, res.Tree
 		accts[i] = a
 	}
-	rec := []byte{0xa1, 0x64, 't', 'e', 'x', 't', 0x61, 'x'}
 	var n sync.WaitGroup
 	per := b.N/accounts + 1
 	b.ResetTimer()
@@ -66,21 +65,14 @@ func BenchmarkCommitPipeline(b *testing.B) {
 			defer n.Done()
 			for i := 0; i < per; i++ {
 				rk := syntax.NewTIDNow(0)
-				body := append(append([]byte{}, rec...), []byte(rk.String())...)
-				_ = body
 				w := repo.Write{Action: repo.ActionCreate, Collection: "app.bsky.feed.post", RKey: syntax.RecordKey(rk.String()), Record: append([]byte{0xa1, 0x61, 'k', 0x6d}, []byte(rk.String())...)}
 				res, err := repo.Apply(ctx, repo.Input{DID: syntax.DID(a.did), Head: a.head, Tree: a.tree, Writes: []repo.Write{w}, Key: a.key})
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				c := &Commit{DID: a.did, Prev: a.head, Head: repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data}, Obsolete: res.Obsolete,
+				c := &Commit{DID: a.did, Prev: a.head, Head: repo.Head{Commit: res.CommitCID, Rev: res.Rev, Data: res.Data}, CommitData: res.Blocks[len(res.Blocks)-1].Data,
 					Records: []RecordWrite{{Collection: "app.bsky.feed.post", RKey: rk.String(), CID: res.RecordCIDs[w.Path()], Value: w.Record}}}
-				for _, bl := range res.Blocks {
-					if bl.CID != res.RecordCIDs[w.Path()] {
-						c.Blocks = append(c.Blocks, bl)
-					}
-				}
 				frame := make([]byte, 1200)
 				if err := s.Write(ctx, func(tx *Tx) error {
 					if err := tx.PutCommit(c); err != nil {

@@ -12,7 +12,6 @@ type readStmts struct {
 	head        *sql.Stmt
 	accountDID  *sql.Stmt
 	handleToDID *sql.Stmt
-	block       *sql.Stmt
 	recordBlock *sql.Stmt
 }
 
@@ -33,13 +32,12 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 	r.head = prep(`SELECT commit_cid, rev, data_cid FROM repos WHERE did = ?`)
 	r.accountDID = prep(`SELECT ` + accountCols + ` FROM accounts WHERE did = ?`)
 	r.handleToDID = prep(`SELECT did FROM accounts WHERE handle = ?`)
-	r.block = prep(`SELECT data FROM blocks WHERE did = ? AND cid = ?`)
 	r.recordBlock = prep(`SELECT value FROM records WHERE did = ? AND cid = ? LIMIT 1`)
 	return err
 }
 
 func (r *readStmts) close() {
-	for _, st := range []*sql.Stmt{r.record, r.head, r.accountDID, r.handleToDID, r.block, r.recordBlock} {
+	for _, st := range []*sql.Stmt{r.record, r.head, r.accountDID, r.handleToDID, r.recordBlock} {
 		if st != nil {
 			st.Close()
 		}

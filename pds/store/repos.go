@@ -1,17 +1,13 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/hearth-social/hearth/repo"
-	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 )
 
 // ErrHeadMoved is returned when a commit's expected previous head is not the stored one
@@ -46,101 +42,34 @@ type RecordWrite struct {
 	Value      []byte  // nil for delete
 }
 
-// Commit is a repository commit to make durable: the new head, its blocks, the records
-// index changes, and the expected previous head.
+// Commit is a repository commit to make durable: the new head with its signed commit
+// block, the records index changes, and the expected previous head. MST nodes are not
+// stored: the tree is rebuilt from the records (see RepoRecords).
 type Commit struct {
-	DID      string
-	Prev     repo.Head // the head the commit was computed from; zero for genesis
-	Head     repo.Head
-	Blocks   []repo.Block // commit + MST nodes; record blocks are in Records
-	Records  []RecordWrite
-	Genesis  bool
-	Obsolete []cid.Cid // MST node blocks no longer reachable from the new head
-}
-
-// CollectBlocks deletes up to limit queued obsolete blocks (MST nodes and commits the
-// head no longer reaches), skipping any block re-created since it was queued. It
-// returns how many queue entries it processed.
-func (s *Store) CollectBlocks(ctx context.Context, limit int) (int, error) {
-	n := 0
-	err := s.Write(ctx, func(t *Tx) error {
-		rows, err := t.tx.QueryContext(t.ctx, `SELECT id, did, cid, rev FROM obsolete_blocks ORDER BY id LIMIT ?`, limit)
-		if err != nil {
-			return err
-		}
-		type entry struct {
-			did string
-			cid []byte
-			rev string
-		}
-		var list []entry
-		var maxID int64
-		for rows.Next() {
-			var e entry
-			if err := rows.Scan(&maxID, &e.did, &e.cid, &e.rev); err != nil {
-				rows.Close()
-				return err
-			}
-			list = append(list, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		// Key order keeps the deletes on neighbouring pages.
-		sort.Slice(list, func(i, j int) bool {
-			if list[i].did != list[j].did {
-				return list[i].did < list[j].did
-			}
-			return bytes.Compare(list[i].cid, list[j].cid) < 0
-		})
-		for _, e := range list {
-			if _, err := t.exec(`DELETE FROM blocks WHERE did = ? AND cid = ? AND rev <= ?`, e.did, e.cid, e.rev); err != nil {
-				return err
-			}
-		}
-		if _, err := t.exec(`DELETE FROM obsolete_blocks WHERE id <= ?`, maxID); err != nil {
-			return err
-		}
-		n = len(list)
-		return nil
-	})
-	return n, err
+	DID        string
+	Prev       repo.Head // the head the commit was computed from; zero for genesis
+	Head       repo.Head
+	CommitData []byte // the signed commit block
+	Records    []RecordWrite
+	Genesis    bool
 }
 
 // PutCommit writes a commit: compare-and-swap of the head, blocks, records. Events are
 // appended by the caller in the same Tx.
 func (t *Tx) PutCommit(c *Commit) error {
 	if c.Genesis {
-		if _, err := t.exec(`INSERT INTO repos (did, commit_cid, rev, data_cid) VALUES (?, ?, ?, ?)`,
-			c.DID, c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes()); err != nil {
+		if _, err := t.exec(`INSERT INTO repos (did, commit_cid, rev, data_cid, commit_data) VALUES (?, ?, ?, ?, ?)`,
+			c.DID, c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes(), c.CommitData); err != nil {
 			return fmt.Errorf("inserting repo head: %w", err)
 		}
 	} else {
-		res, err := t.exec(`UPDATE repos SET commit_cid = ?, rev = ?, data_cid = ? WHERE did = ? AND commit_cid = ?`,
-			c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes(), c.DID, c.Prev.Commit.Bytes())
+		res, err := t.exec(`UPDATE repos SET commit_cid = ?, rev = ?, data_cid = ?, commit_data = ? WHERE did = ? AND commit_cid = ?`,
+			c.Head.Commit.Bytes(), c.Head.Rev, c.Head.Data.Bytes(), c.CommitData, c.DID, c.Prev.Commit.Bytes())
 		if err != nil {
 			return fmt.Errorf("updating repo head: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrHeadMoved
-		}
-	}
-	for _, b := range c.Blocks {
-		// A node can come back (a tree returning to an earlier shape): bumping its rev
-		// keeps a queued obsolete mark from an older rev from deleting it.
-		if _, err := t.exec(`INSERT INTO blocks (did, cid, rev, data) VALUES (?, ?, ?, ?) ON CONFLICT (did, cid) DO UPDATE SET rev = excluded.rev`,
-			c.DID, b.CID.Bytes(), c.Head.Rev, b.Data); err != nil {
-			return fmt.Errorf("inserting block: %w", err)
-		}
-	}
-	obsolete := c.Obsolete
-	if c.Prev.Commit.Defined() {
-		obsolete = append(obsolete, c.Prev.Commit)
-	}
-	for _, o := range obsolete {
-		if _, err := t.exec(`INSERT INTO obsolete_blocks (did, cid, rev) VALUES (?, ?, ?)`, c.DID, o.Bytes(), c.Head.Rev); err != nil {
-			return fmt.Errorf("queueing obsolete block: %w", err)
 		}
 	}
 	for _, r := range c.Records {
@@ -241,34 +170,12 @@ func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
 	return out, rows.Err()
 }
 
-// Block returns any block of a repository (commit, MST node or record) by CID.
-func (s *Store) Block(ctx context.Context, did string, c cid.Cid) ([]byte, error) {
+// RecordBlock returns a record block of a repository by CID.
+func (s *Store) RecordBlock(ctx context.Context, did string, c cid.Cid) ([]byte, error) {
 	var data []byte
-	err := s.rd.block.QueryRowContext(ctx, did, c.Bytes()).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = s.rd.recordBlock.QueryRowContext(ctx, did, c.Bytes()).Scan(&data)
-	}
+	err := s.rd.recordBlock.QueryRowContext(ctx, did, c.Bytes()).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	return data, err
-}
-
-// BlockSource is a repository's blocks as a repo.BlockSource.
-func (s *Store) BlockSource(did string) repo.BlockSource { return blockSource{s: s, did: did} }
-
-type blockSource struct {
-	s   *Store
-	did string
-}
-
-func (b blockSource) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	data, err := b.s.Block(ctx, b.did, c)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ipld.ErrNotFound{Cid: c}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return blocks.NewBlockWithCid(data, c)
 }
