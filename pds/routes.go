@@ -50,7 +50,13 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.server.createInviteCode":      post(authAdmin, s.handleCreateInviteCode),
 		"com.atproto.server.createInviteCodes":     post(authAdmin, s.handleCreateInviteCodes),
 		"com.atproto.server.getAccountInviteCodes": get(authUser, s.handleGetAccountInviteCodes),
-		"com.atproto.server.getServiceAuth":        get(authUser, s.handleGetServiceAuth),
+		"com.atproto.server.deactivateAccount":     post(authUser, s.handleDeactivateAccount),
+		"com.atproto.server.activateAccount":       post(authUser, s.handleActivateAccount),
+		// com.atproto.admin
+		"com.atproto.admin.updateSubjectStatus": post(authAdmin, s.handleAdminUpdateSubjectStatus),
+		"com.atproto.admin.getSubjectStatus":    get(authAdmin, s.handleAdminGetSubjectStatus),
+		"com.atproto.admin.deleteAccount":       post(authAdmin, s.handleAdminDeleteAccount),
+		"com.atproto.server.getServiceAuth":     get(authUser, s.handleGetServiceAuth),
 		// app.bsky.actor preferences live on the PDS
 		"app.bsky.actor.getPreferences": get(authUser, s.handleGetPreferences),
 		"app.bsky.actor.putPreferences": post(authUser, s.handlePutPreferences),

@@ -186,7 +186,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	}
 	invalid := xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "invalid identifier or password")
 	acct, err := s.lookupAccount(ctx, in.Identifier)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
 		return invalid
 	} else if err != nil {
 		return err
@@ -252,10 +252,13 @@ func (s *Server) handleRefreshSession(w http.ResponseWriter, r *http.Request) er
 	ctx := r.Context()
 	c := callerFrom(ctx)
 	acct, err := s.store.AccountByDID(ctx, c.DID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
 		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
 	} else if err != nil {
 		return err
+	}
+	if acct.Status == store.StatusTakendown {
+		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
 	}
 	var pair *auth.Pair
 	err = s.store.Write(ctx, func(tx *store.Tx) error {

@@ -158,3 +158,41 @@ func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]List
 	}
 	return out, rows.Err()
 }
+
+// DeleteAccountData removes an account's repository, records, sessions, app passwords,
+// preferences and blob rows, and marks the account deleted (the row stays so the DID and
+// handle are not reused by accident). It returns the blob CIDs whose bytes to remove.
+func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT cid FROM blobs WHERE did = ?`, did)
+	if err != nil {
+		return nil, err
+	}
+	var blobs [][]byte
+	for rows.Next() {
+		var c []byte
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		blobs = append(blobs, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, q := range []string{
+		`DELETE FROM records WHERE did = ?`,
+		`DELETE FROM record_blobs WHERE did = ?`,
+		`DELETE FROM blobs WHERE did = ?`,
+		`DELETE FROM repos WHERE did = ?`,
+		`DELETE FROM refresh_tokens WHERE did = ?`,
+		`DELETE FROM app_passwords WHERE did = ?`,
+		`DELETE FROM preferences WHERE did = ?`,
+		`UPDATE accounts SET status = 'deleted', email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
+	} {
+		if _, err := t.exec(q, did); err != nil {
+			return nil, fmt.Errorf("deleting account data: %w", err)
+		}
+	}
+	return blobs, nil
+}

@@ -1,0 +1,186 @@
+package pds
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/hearth-social/hearth/pds/sequencer"
+	"github.com/hearth-social/hearth/pds/store"
+	"github.com/ipfs/go-cid"
+)
+
+// setAccountStatus changes an account's status and emits the #account event in the same
+// transaction, so relays and feed generators learn of it exactly when it happens.
+func (s *Server) setAccountStatus(ctx context.Context, did, status string) error {
+	err := s.store.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.SetAccountStatus(did, status); err != nil {
+			return err
+		}
+		return appendAccountEvent(tx, did, status)
+	})
+	s.accounts.forget(did)
+	s.writer.forget(did)
+	return err
+}
+
+func appendAccountEvent(tx *store.Tx, did, status string) error {
+	ev := &comatproto.SyncSubscribeRepos_Account{Did: did, Active: status == store.StatusActive,
+		Time: tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)}
+	if status != store.StatusActive {
+		st := status
+		ev.Status = &st
+	}
+	_, err := tx.AppendEvent(did, sequencer.TypeAccount, func(seq int64) ([]byte, error) {
+		return sequencer.AccountFrame(ev, seq)
+	})
+	return err
+}
+
+func (s *Server) handleDeactivateAccount(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := requireFullAccess(c); err != nil {
+		return err
+	}
+	acct, err := s.store.AccountByDID(r.Context(), c.DID)
+	if err != nil {
+		return err
+	}
+	if acct.Status == store.StatusTakendown {
+		return xrpc.Errorf(http.StatusBadRequest, "AccountTakedown", "account has been taken down")
+	}
+	if acct.Status != store.StatusDeactivated {
+		if err := s.setAccountStatus(r.Context(), c.DID, store.StatusDeactivated); err != nil {
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) error {
+	c := callerFrom(r.Context())
+	if err := requireFullAccess(c); err != nil {
+		return err
+	}
+	acct, err := s.store.AccountByDID(r.Context(), c.DID)
+	if err != nil {
+		return err
+	}
+	if acct.Status == store.StatusTakendown {
+		return xrpc.Errorf(http.StatusBadRequest, "AccountTakedown", "account has been taken down")
+	}
+	if acct.Status != store.StatusActive {
+		if err := s.setAccountStatus(r.Context(), c.DID, store.StatusActive); err != nil {
+			return err
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+type repoRef struct {
+	Type string `json:"$type"`
+	DID  string `json:"did"`
+}
+
+type statusAttr struct {
+	Applied bool   `json:"applied"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// handleAdminUpdateSubjectStatus applies or lifts a takedown of an account (repoRef
+// subjects; record and blob subjects are not supported yet and say so).
+func (s *Server) handleAdminUpdateSubjectStatus(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Subject  repoRef     `json:"subject"`
+		Takedown *statusAttr `json:"takedown"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+		return err
+	}
+	if in.Subject.Type != "com.atproto.admin.defs#repoRef" {
+		return xrpc.InvalidRequest("only com.atproto.admin.defs#repoRef subjects are supported")
+	}
+	acct, err := s.adminAccount(r.Context(), in.Subject.DID)
+	if err != nil {
+		return err
+	}
+	if in.Takedown != nil {
+		want := store.StatusActive
+		if in.Takedown.Applied {
+			want = store.StatusTakendown
+		}
+		if acct.Status != want {
+			if err := s.setAccountStatus(r.Context(), acct.DID, want); err != nil {
+				return err
+			}
+		}
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"subject": in.Subject, "takedown": in.Takedown})
+	return nil
+}
+
+func (s *Server) handleAdminGetSubjectStatus(w http.ResponseWriter, r *http.Request) error {
+	acct, err := s.adminAccount(r.Context(), r.URL.Query().Get("did"))
+	if err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
+		"subject":  repoRef{Type: "com.atproto.admin.defs#repoRef", DID: acct.DID},
+		"takedown": statusAttr{Applied: acct.Status == store.StatusTakendown},
+	})
+	return nil
+}
+
+func (s *Server) adminAccount(ctx context.Context, raw string) (*store.Account, error) {
+	did, err := syntax.ParseDID(raw)
+	if err != nil {
+		return nil, xrpc.InvalidRequest("invalid did %q", raw)
+	}
+	acct, err := s.store.AccountByDID(ctx, did.String())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
+		return nil, xrpc.Errorf(http.StatusBadRequest, "AccountNotFound", "no account %s", did)
+	}
+	return acct, err
+}
+
+// handleAdminDeleteAccount deletes an account's data and emits #account deleted.
+func (s *Server) handleAdminDeleteAccount(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		DID string `json:"did"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+		return err
+	}
+	acct, err := s.adminAccount(r.Context(), in.DID)
+	if err != nil {
+		return err
+	}
+	var blobs [][]byte
+	err = s.store.Write(r.Context(), func(tx *store.Tx) error {
+		var err error
+		if blobs, err = tx.DeleteAccountData(acct.DID); err != nil {
+			return err
+		}
+		return appendAccountEvent(tx, acct.DID, store.StatusDeleted)
+	})
+	s.accounts.forget(acct.DID)
+	s.writer.forget(acct.DID)
+	if err != nil {
+		return err
+	}
+	for _, raw := range blobs {
+		if c, err := cid.Cast(raw); err == nil {
+			if err := s.blobs.Delete(r.Context(), acct.DID, c); err != nil {
+				s.log.Warn("deleting blob of deleted account", "did", acct.DID, "cid", c, "err", err)
+			}
+		}
+	}
+	s.log.Info("account deleted", "did", acct.DID)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
