@@ -41,27 +41,16 @@ func appendAccountEvent(tx *store.Tx, did, status string) error {
 }
 
 func (s *Server) handleDeactivateAccount(w http.ResponseWriter, r *http.Request) error {
-	c := callerFrom(r.Context())
-	if err := requireFullAccess(c); err != nil {
-		return err
-	}
-	acct, err := s.store.AccountByDID(r.Context(), c.DID)
-	if err != nil {
-		return err
-	}
-	if acct.Status == store.StatusTakendown {
-		return xrpc.Errorf(http.StatusBadRequest, "AccountTakedown", "account has been taken down")
-	}
-	if acct.Status != store.StatusDeactivated {
-		if err := s.setAccountStatus(r.Context(), c.DID, store.StatusDeactivated); err != nil {
-			return err
-		}
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return s.setOwnStatus(w, r, store.StatusDeactivated)
 }
 
 func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) error {
+	return s.setOwnStatus(w, r, store.StatusActive)
+}
+
+// setOwnStatus lets an account deactivate or reactivate itself; a takedown is the
+// admin's to lift.
+func (s *Server) setOwnStatus(w http.ResponseWriter, r *http.Request, want string) error {
 	c := callerFrom(r.Context())
 	if err := requireFullAccess(c); err != nil {
 		return err
@@ -73,8 +62,8 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusBadRequest, "AccountTakedown", "account has been taken down")
 	}
-	if acct.Status != store.StatusActive {
-		if err := s.setAccountStatus(r.Context(), c.DID, store.StatusActive); err != nil {
+	if acct.Status != want {
+		if err := s.setAccountStatus(r.Context(), c.DID, want); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/store"
 	"github.com/hearth-social/hearth/repo"
+	"github.com/ipfs/go-cid"
 )
 
 type commitMeta struct {
@@ -60,14 +61,19 @@ func (s *Server) handleCreateRecord(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	wr := repo.Write{Action: repo.ActionCreate, Collection: coll, RKey: rkey, Record: rec.CBOR}
+	return s.commitRecord(w, r, did, repo.Write{Action: repo.ActionCreate, Collection: coll, RKey: rkey, Record: rec.CBOR}, rec, swap)
+}
+
+// commitRecord commits one created or put record and answers {uri, cid, commit,
+// validationStatus}.
+func (s *Server) commitRecord(w http.ResponseWriter, r *http.Request, did syntax.DID, wr repo.Write, rec *preparedRecord, swap *cid.Cid) error {
 	writes := []repo.Write{wr}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
+	res, err := s.writer.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"uri":              atURI(did.String(), coll.String(), rkey.String()),
+		"uri":              atURI(did.String(), wr.Collection.String(), wr.RKey.String()),
 		"cid":              res.CIDs[wr.Path()].String(),
 		"commit":           metaOf(res),
 		"validationStatus": rec.Status,
@@ -113,18 +119,7 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	}
 	wr := repo.Write{Action: repo.ActionPut, Collection: coll, RKey: rkey, Record: rec.CBOR}
 	in.SwapRecord.apply(&wr)
-	writes := []repo.Write{wr}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
-	if err != nil {
-		return commitError(err)
-	}
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"uri":              atURI(did.String(), coll.String(), rkey.String()),
-		"cid":              res.CIDs[wr.Path()].String(),
-		"commit":           metaOf(res),
-		"validationStatus": rec.Status,
-	})
-	return nil
+	return s.commitRecord(w, r, did, wr, rec, swap)
 }
 
 type deleteRecordInput struct {
