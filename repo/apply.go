@@ -221,6 +221,11 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("applying %s %s: %w", w.Action, path, err)
 		}
+		if op.Prev != nil && op.Value != nil && op.Prev.Equals(*op.Value) {
+			// Writing the record it already holds changes nothing: no op to announce (an
+			// "update" from a CID to itself cannot be inverted by consumers).
+			continue
+		}
 		act := w.Action
 		if act == ActionPut {
 			act = ActionCreate
@@ -238,6 +243,15 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 		return nil, fmt.Errorf("writing MST blocks: %w", err)
 	}
 	res.Data = *root
+	if ok, _ := diff.Has(ctx, *root); !ok {
+		// The root is always part of the slice, even when no node changed (an empty or
+		// no-op commit): consumers load the tree from it.
+		b, err := nodeBlock(tree.Root)
+		if err != nil {
+			return nil, err
+		}
+		diff.Add(b.CID, b.Data)
+	}
 	res.Rev = NextRev(in.Head.Rev, in.Now.UTC())
 	if in.Now.IsZero() {
 		res.Rev = NextRev(in.Head.Rev, time.Now())

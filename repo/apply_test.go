@@ -192,6 +192,11 @@ func TestApplySequence(t *testing.T) {
 	res, err = commit([]Write{{Action: ActionPut, Collection: syntax.NSID("app.bsky.actor.profile"), RKey: "self", Record: post(t, "new")}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, ActionCreate, res.Ops[0].Action)
+	// Putting the record a path already holds commits with no op, and still verifies.
+	same := post(t, "put over")
+	res, err = commit([]Write{{Action: ActionPut, Collection: coll, RKey: rk(6), Record: same}}, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Ops)
 	_, err = commit([]Write{{Action: ActionDelete, Collection: coll, RKey: rk(7)}}, nil)
 	require.NoError(t, err)
 	var batch []Write
