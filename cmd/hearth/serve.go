@@ -44,6 +44,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
+			feedListenFlag(), feedHostnameFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
 		},
 		Action: runServe,
 	}
@@ -150,7 +151,7 @@ func runServe(cctx *cli.Context) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft heap limit keeps a small host's footprint flat through bursts (scrypt
 		// hashing, big exports) instead of letting the heap double before each GC.
-		debug.SetMemoryLimit(64 << 20)
+		debug.SetMemoryLimit(112 << 20)
 	}
 	log, err := newLogger(cctx)
 	if err != nil {
@@ -207,6 +208,11 @@ func runServe(cctx *cli.Context) error {
 		return fmt.Errorf("--listen (HEARTH_LISTEN) %s: %w", sc.listen, err)
 	}
 	serve("pds", ln, srv.Handler())
+	feed, err := startServeFeed(ctx, cctx, log, sc.pds, ln.Addr(), serve)
+	if err != nil {
+		return err
+	}
+	defer feed.stop()
 
 	// Announce the public host to relays once the PDS is listening; stopped on return.
 	crawlCtx, stopCrawl := context.WithCancel(ctx)
@@ -243,6 +249,7 @@ func runServe(cctx *cli.Context) error {
 	}
 	fmt.Fprintf(out, "  handles:        *%s\n", strings.Join(sc.pds.HandleDomains, ", *"))
 	fmt.Fprintf(out, "  data dir:       %s\n", sc.pds.DataDir)
+	feed.print(out)
 	if len(sc.crawlers) > 0 {
 		fmt.Fprintf(out, "  crawlers:       %s\n", strings.Join(sc.crawlers, ", "))
 	}

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/feedgen"
+	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/pds"
+	"github.com/urfave/cli/v2"
+)
+
+// The feed generator's flags shared by `hearth serve` and `hearth feed serve`.
+
+func feedListenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "feed-listen", Value: "127.0.0.1:2584", Usage: "address the feed generator listens on", EnvVars: []string{"HEARTH_FEED_LISTEN"}}
+}
+
+func feedHostnameFlag() cli.Flag {
+	return &cli.StringFlag{Name: "feed-hostname", Value: "localhost", Usage: "public host name of the feed generator (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_FEED_HOSTNAME"}}
+}
+
+func feedFirehoseFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "feed-firehose", Usage: usage, EnvVars: []string{"HEARTH_FEED_FIREHOSE"}}
+}
+
+func feedPublisherFlag() cli.Flag {
+	return &cli.StringFlag{Name: "feed-publisher-did", Usage: "DID of the account whose app.bsky.feed.generator records name the feeds (default: the feed generator's DID)", EnvVars: []string{"HEARTH_FEED_PUBLISHER_DID"}}
+}
+
+func noFeedgenFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-feedgen", Usage: "do not run the feed generator", EnvVars: []string{"HEARTH_NO_FEEDGEN"}}
+}
+
+func feedCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "feed",
+		Usage: "the feed generator: serve feeds from a firehose, publish feed records",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "serve",
+				Usage: "run the feed generator alone against any firehose (a PDS or a relay)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the feed index (feedgen.sqlite) lives", EnvVars: []string{"HEARTH_DATA_DIR"}},
+					feedListenFlag(),
+					feedHostnameFlag(),
+					&cli.StringFlag{Name: "feed-public-url", Usage: "URL that reaches the feed generator (default https://HOSTNAME, or http://localhost:PORT for localhost)", EnvVars: []string{"HEARTH_FEED_PUBLIC_URL"}},
+					feedFirehoseFlag("subscribeRepos URL or host to read, e.g. wss://bsky.network (required)"),
+					&cli.StringFlag{Name: "feed-plc-url", Value: "https://plc.directory", Usage: "PLC directory for resolving authors and requesters", EnvVars: []string{"HEARTH_FEED_PLC_URL"}},
+					feedPublisherFlag(),
+					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
+					&cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents point at loopback and private addresses (development only)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}},
+					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
+				},
+				Action: runFeedServe,
+			},
+			{
+				Name:  "publish",
+				Usage: "write an app.bsky.feed.generator record so apps can find a feed",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "pds", Value: "http://localhost:2583", Usage: "URL of the publishing account's PDS", EnvVars: []string{"HEARTH_FEED_PDS"}},
+					&cli.StringFlag{Name: "handle", Required: true, Usage: "handle (or DID) of the publishing account"},
+					&cli.StringFlag{Name: "password", Required: true, Usage: "its password or an app password", EnvVars: []string{"HEARTH_FEED_PASSWORD"}},
+					&cli.StringFlag{Name: "feed", Required: true, Usage: "short name of the feed (" + strings.Join(rank.Default().Names(), ", ") + ")"},
+					&cli.StringFlag{Name: "display-name", Required: true, Usage: "name shown in apps (at most 24 characters)"},
+					&cli.StringFlag{Name: "description", Usage: "description shown in apps"},
+					&cli.StringFlag{Name: "service-did", Usage: "DID of the feed generator (default did:web:FEED-HOSTNAME)"},
+					feedHostnameFlag(),
+				},
+				Action: runFeedPublish,
+			},
+		},
+	}
+}
+
+// feedPublicURL is the URL a feed generator bound to addr is reached at.
+func feedPublicURL(hostname string, addr net.Addr) string {
+	if hostname == "localhost" {
+		_, port, _ := net.SplitHostPort(addr.String())
+		return "http://localhost:" + port
+	}
+	return "https://" + hostname
+}
+
+// feedRunner is a feed generator started by a command: its service and how to stop it.
+type feedRunner struct {
+	svc    *feedgen.Service
+	addr   net.Addr
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startFeed opens the service, listens, and starts ingesting. serve registers the HTTP
+// server (so the caller shuts it down with its others).
+func startFeed(ctx context.Context, cfg feedgen.Config, listen string, log *slog.Logger, serve func(string, net.Listener, http.Handler)) (*feedRunner, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("--feed-listen (HEARTH_FEED_LISTEN) %s: %w", listen, err)
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = feedPublicURL(cfg.Hostname, ln.Addr())
+	}
+	svc, err := feedgen.New(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	serve("feed generator", ln, svc.Handler())
+	runCtx, cancel := context.WithCancel(ctx)
+	r := &feedRunner{svc: svc, addr: ln.Addr(), cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(runCtx) }()
+	return r, nil
+}
+
+// stop ends ingestion and closes the index; the HTTP server is shut down by its owner.
+// A nil runner (feed generator disabled) does nothing.
+func (r *feedRunner) stop() {
+	if r == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+	r.svc.Close()
+}
+
+// print writes the feed generator's URLs.
+func (r *feedRunner) print(w io.Writer) {
+	if r == nil {
+		return
+	}
+	cfg := r.svc.Config()
+	fmt.Fprintf(w, "  feed generator: http://%s (public URL %s, DID %s)\n", r.addr, cfg.PublicURL, cfg.ServiceDID())
+	fmt.Fprintf(w, "  feed firehose:  %s\n", cfg.Ingest.FirehoseURL)
+	fmt.Fprintf(w, "  feeds:          %s\n", strings.Join(r.svc.FeedURIs(), ", "))
+}
+
+// startServeFeed runs the feed generator inside `hearth serve`, reading the local PDS's
+// firehose on loopback (unless --feed-firehose says otherwise). It returns nil when
+// --no-feedgen is set. When the default --feed-listen address is taken, the PDS runs on
+// without it (the error is logged); an address given explicitly must work.
+func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc pds.Config, pdsAddr net.Addr, serve func(string, net.Listener, http.Handler)) (*feedRunner, error) {
+	if cctx.Bool("no-feedgen") {
+		return nil, nil
+	}
+	host, port, _ := net.SplitHostPort(pdsAddr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	local := "http://" + net.JoinHostPort(host, port)
+	cfg := feedgen.DefaultConfig()
+	cfg.Hostname = cctx.String("feed-hostname")
+	cfg.PublisherDID = cctx.String("feed-publisher-did")
+	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
+	cfg.PLCURL = pc.PLCURL
+	cfg.AllowPrivate = pc.Hostname == "localhost"
+	cfg.Ingest.FirehoseURL = cctx.String("feed-firehose")
+	if cfg.Ingest.FirehoseURL == "" {
+		cfg.Ingest.FirehoseURL = "ws://" + net.JoinHostPort(host, port) + "/xrpc/com.atproto.sync.subscribeRepos"
+		cfg.Ingest.BackfillURL = local // an index started after the PDS catches up with it
+	}
+	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, serve)
+	var opErr *net.OpError
+	if err != nil && errors.As(err, &opErr) && !cctx.IsSet("feed-listen") {
+		log.Error("feed generator not started (set --feed-listen, or --no-feedgen)", "err", err)
+		return nil, nil
+	}
+	return r, err
+}
+
+func runFeedServe(cctx *cli.Context) error {
+	ctx := cctx.Context
+	log, err := newLogger(cctx)
+	if err != nil {
+		return err
+	}
+	dataDir := cctx.String("data-dir")
+	if dataDir == "" {
+		return errors.New("--data-dir (HEARTH_DATA_DIR) must not be empty")
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir (HEARTH_DATA_DIR) %s: %w", dataDir, err)
+	}
+	cfg := feedgen.DefaultConfig()
+	cfg.Hostname = cctx.String("feed-hostname")
+	cfg.PublicURL = cctx.String("feed-public-url")
+	cfg.PublisherDID = cctx.String("feed-publisher-did")
+	cfg.IndexPath = filepath.Join(dataDir, "feedgen.sqlite")
+	cfg.PLCURL = strings.TrimRight(cctx.String("feed-plc-url"), "/")
+	cfg.AllowPrivate = cctx.Bool("feed-allow-private")
+	cfg.Ingest.FirehoseURL = cctx.String("feed-firehose")
+	cfg.Ingest.BackfillURL = cctx.String("feed-backfill")
+	cfg.Ingest.SkipVerify = cctx.Bool("feed-skip-verify")
+	if cfg.Ingest.FirehoseURL == "" {
+		return errors.New("--feed-firehose (HEARTH_FEED_FIREHOSE) is required, e.g. ws://127.0.0.1:2583 or wss://bsky.network")
+	}
+
+	var srv *http.Server
+	errc := make(chan error, 1)
+	serve := func(_ string, ln net.Listener, h http.Handler) {
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, serve)
+	if err != nil {
+		return err
+	}
+	out := cctx.App.Writer
+	fmt.Fprintf(out, "Hearth %s feed generator\n", version)
+	r.print(out)
+	fmt.Fprintf(out, "  index:          %s\n", cfg.IndexPath)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+		log.Error("feed generator failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		log.Warn("http shutdown", "err", serr)
+	}
+	r.stop()
+	return err
+}
+
+func runFeedPublish(cctx *cli.Context) error {
+	ctx, cancel := context.WithTimeout(cctx.Context, time.Minute)
+	defer cancel()
+	name := cctx.String("feed")
+	if _, err := syntax.ParseRecordKey(name); err != nil {
+		return fmt.Errorf("--feed %q is not a valid record key: %w", name, err)
+	}
+	if _, ok := rank.Default().Get(name); !ok {
+		fmt.Fprintf(cctx.App.ErrWriter, "warning: this Hearth version serves no feed named %q (it serves %s)\n", name, strings.Join(rank.Default().Names(), ", "))
+	}
+	serviceDID := cctx.String("service-did")
+	if serviceDID == "" {
+		serviceDID = "did:web:" + strings.ToLower(cctx.String("feed-hostname"))
+	}
+	if _, err := syntax.ParseDID(serviceDID); err != nil {
+		return fmt.Errorf("--service-did %q: %w", serviceDID, err)
+	}
+	base := strings.TrimRight(cctx.String("pds"), "/")
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	var session struct {
+		AccessJwt string `json:"accessJwt"`
+		DID       string `json:"did"`
+	}
+	if err := xrpcPost(ctx, client, base, "com.atproto.server.createSession", "",
+		map[string]string{"identifier": cctx.String("handle"), "password": cctx.String("password")}, &session); err != nil {
+		return fmt.Errorf("logging in to %s: %w", base, err)
+	}
+	record := map[string]any{
+		"$type":       "app.bsky.feed.generator",
+		"did":         serviceDID,
+		"displayName": cctx.String("display-name"),
+		"createdAt":   time.Now().UTC().Format(syntax.AtprotoDatetimeLayout),
+	}
+	if d := cctx.String("description"); d != "" {
+		record["description"] = d
+	}
+	var put struct {
+		URI string `json:"uri"`
+		CID string `json:"cid"`
+	}
+	if err := xrpcPost(ctx, client, base, "com.atproto.repo.putRecord", session.AccessJwt, map[string]any{
+		"repo": session.DID, "collection": "app.bsky.feed.generator", "rkey": name, "record": record,
+	}, &put); err != nil {
+		return fmt.Errorf("writing the feed record: %w", err)
+	}
+	out := cctx.App.Writer
+	fmt.Fprintf(out, "published %s (cid %s)\n", put.URI, put.CID)
+	fmt.Fprintf(out, "serve it with --feed-publisher-did %s and a feed generator reachable as %s\n", session.DID, serviceDID)
+	return nil
+}
+
+// xrpcPost calls an XRPC procedure and decodes its JSON output into out.
+func xrpcPost(ctx context.Context, client *http.Client, base, nsid, token string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/xrpc/"+nsid, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != http.StatusOK {
+		var xe struct{ Error, Message string }
+		if json.Unmarshal(raw, &xe) == nil && xe.Error != "" {
+			return fmt.Errorf("%s: HTTP %d %s: %s", nsid, res.StatusCode, xe.Error, xe.Message)
+		}
+		return fmt.Errorf("%s: HTTP %d", nsid, res.StatusCode)
+	}
+	return json.Unmarshal(raw, out)
+}

@@ -1,0 +1,88 @@
+package feedgen
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/feedgen/ingest"
+)
+
+// Config is everything the feed generator needs. cmd/hearth maps flags onto it.
+type Config struct {
+	// Hostname is the public host name; the service DID is did:web:HOSTNAME.
+	Hostname string
+	// PublicURL is the URL apps and AppViews reach the service at (the #bsky_fg
+	// endpoint in did.json); default https://HOSTNAME.
+	PublicURL string
+	// PublisherDID is the account whose app.bsky.feed.generator records name the feeds
+	// (feed URIs are at://PUBLISHER/app.bsky.feed.generator/NAME); default the service DID.
+	PublisherDID string
+	// IndexPath is the SQLite file of the index.
+	IndexPath string
+	// Ingest configures the firehose client (FirehoseURL is required).
+	Ingest ingest.Config
+	// PLCURL is the PLC directory used to resolve authors and requesters.
+	PLCURL string
+	// AllowPrivate lets the service fetch from loopback and private addresses taken from
+	// DID documents (development only).
+	AllowPrivate bool
+	// Directory overrides identity resolution (tests); nil builds one from PLCURL.
+	Directory identity.Directory
+	// Synchronous is the index's SQLite synchronous level (default NORMAL).
+	Synchronous string
+}
+
+// DefaultConfig returns local defaults; IndexPath and Ingest.FirehoseURL need setting.
+func DefaultConfig() Config {
+	return Config{
+		Hostname: "localhost",
+		Ingest:   ingest.DefaultConfig(),
+		PLCURL:   identity.DefaultPLCURL,
+	}
+}
+
+// ServiceDID is the feed generator's DID.
+func (c Config) ServiceDID() string { return "did:web:" + c.Hostname }
+
+// FeedURI is the AT-URI of the feed with the given short name.
+func (c Config) FeedURI(name string) string {
+	return "at://" + c.PublisherDID + "/app.bsky.feed.generator/" + name
+}
+
+// Validate checks the configuration and fills derived defaults. Errors name the field.
+func (c *Config) Validate() error {
+	c.Hostname = strings.ToLower(strings.TrimSpace(c.Hostname))
+	if _, err := syntax.ParseHandle(c.Hostname); err != nil && c.Hostname != "localhost" {
+		return fmt.Errorf("feed hostname %q is not a valid host name", c.Hostname)
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "https://" + c.Hostname
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("feed public URL %q must be an http(s) URL", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.PublisherDID == "" {
+		c.PublisherDID = c.ServiceDID()
+	}
+	if _, err := syntax.ParseDID(c.PublisherDID); err != nil {
+		return fmt.Errorf("feed publisher DID %q: %w", c.PublisherDID, err)
+	}
+	if c.IndexPath == "" {
+		return fmt.Errorf("feed index path must be set")
+	}
+	if c.Ingest.FirehoseURL == "" {
+		return fmt.Errorf("feed firehose URL must be set")
+	}
+	if _, err := ingest.ServiceKey(c.Ingest.FirehoseURL); err != nil {
+		return fmt.Errorf("feed firehose URL: %w", err)
+	}
+	if c.Directory == nil && c.PLCURL == "" {
+		return fmt.Errorf("feed PLC URL must be set")
+	}
+	return nil
+}

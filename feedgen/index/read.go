@@ -1,0 +1,214 @@
+package index
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrNotFound is returned by lookups of rows that are not indexed.
+var ErrNotFound = errors.New("not found in the feed index")
+
+// FeedPost is one post in a feed page: its index sequence (the paging key) and URI.
+type FeedPost struct {
+	Seq int64
+	URI string
+}
+
+// NoCursor is the "before" value of a first page.
+const NoCursor = math.MaxInt64
+
+// RecentPosts returns visible posts with seq < before, newest first.
+func (ix *Index) RecentPosts(ctx context.Context, before int64, limit int) ([]FeedPost, error) {
+	return ix.feedQuery(ctx, `SELECT seq, uri FROM posts WHERE seq < ? AND hidden = 0 ORDER BY seq DESC LIMIT ?`, before, limit)
+}
+
+// followFanoutLimit is the number of follows up to which FollowingPosts looks posts up
+// through the (author, seq) index, one range per followed author; above it, one scan
+// down the sequence filtered by the follow set is cheaper.
+const followFanoutLimit = 150
+
+// FollowingPosts returns visible posts with seq < before by accounts viewer follows,
+// newest first.
+func (ix *Index) FollowingPosts(ctx context.Context, viewer string, before int64, limit int) ([]FeedPost, error) {
+	lo, hi := RepoRange(viewer, CollectionFollow)
+	var follows int
+	if err := ix.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM follows WHERE uri >= ? AND uri < ? LIMIT ?)`, lo, hi, followFanoutLimit+1).Scan(&follows); err != nil {
+		return nil, fmt.Errorf("feed index: follows: %w", err)
+	}
+	switch {
+	case follows == 0:
+		return []FeedPost{}, nil
+	case follows > followFanoutLimit:
+		// "+author" keeps SQLite on the rowid (seq) order instead of the author index.
+		return ix.feedQuery(ctx, `SELECT seq, uri FROM posts
+			WHERE seq < ? AND hidden = 0 AND +author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?)
+			ORDER BY seq DESC LIMIT ?`, before, lo, hi, limit)
+	}
+	// Through the author index, SQLite reads every matching post below the cursor and
+	// sorts them: cheap for a few hundred posts, not for followed accounts with years
+	// of history. So look in a window of the sequence just below the cursor, and widen
+	// it (downwards, never re-reading) until the page is full or the start is reached.
+	// The posts of a window all come before anything older, so the page is exact.
+	top := before
+	var maxSeq sql.NullInt64
+	if err := ix.db.Read.QueryRowContext(ctx, `SELECT max(seq) FROM posts`).Scan(&maxSeq); err != nil {
+		return nil, err
+	}
+	top = min(top, maxSeq.Int64+1)
+	out := []FeedPost{}
+	for window := ix.followWindow; top > 1 && len(out) < limit; window *= 8 {
+		floor := max(top-window, 0)
+		page, err := ix.feedQuery(ctx, `SELECT seq, uri FROM posts
+			WHERE author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?) AND seq < ? AND seq >= ? AND hidden = 0
+			ORDER BY seq DESC LIMIT ?`, lo, hi, top, floor, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		top = floor
+	}
+	return out, nil
+}
+
+func (ix *Index) feedQuery(ctx context.Context, q string, args ...any) ([]FeedPost, error) {
+	return scanFeed(ix.db.Read.QueryContext(ctx, q, args...))
+}
+
+func scanFeed(rows *sql.Rows, err error) ([]FeedPost, error) {
+	if err != nil {
+		return nil, fmt.Errorf("feed index: %w", err)
+	}
+	defer rows.Close()
+	out := []FeedPost{}
+	for rows.Next() {
+		var p FeedPost
+		if err := rows.Scan(&p.Seq, &p.URI); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PostInfo is an indexed post with its counts.
+type PostInfo struct {
+	Seq         int64
+	URI         string
+	CID         string
+	Author      string
+	Text        string
+	Langs       []string
+	Tags        []string
+	CreatedAt   string
+	IndexedAt   string
+	ReplyRoot   string
+	ReplyParent string
+	Images      []Image
+	Labels      []string
+	Hidden      bool
+	LikeCount   int64
+	RepostCount int64
+	ReplyCount  int64
+}
+
+// Post returns an indexed post, or ErrNotFound.
+func (ix *Index) Post(ctx context.Context, uri string) (*PostInfo, error) {
+	var p PostInfo
+	var langs, tags, images, labels string
+	var root, parent sql.NullString
+	err := ix.db.Read.QueryRowContext(ctx, `SELECT seq, uri, cid, author, text, langs, tags, created_at, indexed_at, reply_root, reply_parent,
+		images, labels, hidden, like_count, repost_count, reply_count FROM posts WHERE uri = ?`, uri).Scan(
+		&p.Seq, &p.URI, &p.CID, &p.Author, &p.Text, &langs, &tags, &p.CreatedAt, &p.IndexedAt, &root, &parent,
+		&images, &labels, &p.Hidden, &p.LikeCount, &p.RepostCount, &p.ReplyCount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("post %s: %w", uri, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.ReplyRoot, p.ReplyParent = root.String, parent.String
+	for _, f := range []struct {
+		raw string
+		dst any
+	}{{langs, &p.Langs}, {tags, &p.Tags}, {images, &p.Images}, {labels, &p.Labels}} {
+		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
+			return nil, fmt.Errorf("post %s: decoding column: %w", uri, err)
+		}
+	}
+	return &p, nil
+}
+
+// AccountInfo is an account's row.
+type AccountInfo struct {
+	DID    string
+	Handle string
+	Active bool
+	Status string
+	Rev    string
+}
+
+// Account returns an account's row, or ErrNotFound.
+func (ix *Index) Account(ctx context.Context, did string) (*AccountInfo, error) {
+	a := AccountInfo{DID: did}
+	err := ix.db.Read.QueryRowContext(ctx, `SELECT handle, active, status, rev FROM accounts WHERE did = ?`, did).Scan(&a.Handle, &a.Active, &a.Status, &a.Rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("account %s: %w", did, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// ProfileInfo is an indexed profile.
+type ProfileInfo struct {
+	DID         string
+	DisplayName string
+	Description string
+	Avatar      string
+	Labels      []string
+}
+
+// Profile returns an account's profile, or ErrNotFound.
+func (ix *Index) Profile(ctx context.Context, did string) (*ProfileInfo, error) {
+	p := ProfileInfo{DID: did}
+	var labels string
+	err := ix.db.Read.QueryRowContext(ctx, `SELECT display_name, description, avatar, labels FROM profiles WHERE did = ?`, did).Scan(&p.DisplayName, &p.Description, &p.Avatar, &labels)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("profile %s: %w", did, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(labels), &p.Labels); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// Counts is the number of rows per table.
+type Counts struct {
+	Posts, Likes, Reposts, Follows, Profiles, Accounts, Classifications int64
+}
+
+// Count counts the rows of every table (tests and `hearth feed` diagnostics).
+func (ix *Index) Count(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := ix.db.Read.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM posts), (SELECT count(*) FROM likes), (SELECT count(*) FROM reposts), (SELECT count(*) FROM follows),
+		(SELECT count(*) FROM profiles), (SELECT count(*) FROM accounts), (SELECT count(*) FROM classifications)`).Scan(
+		&c.Posts, &c.Likes, &c.Reposts, &c.Follows, &c.Profiles, &c.Accounts, &c.Classifications)
+	return c, err
+}
+
+// IsFollowing reports whether viewer follows subject.
+func (ix *Index) IsFollowing(ctx context.Context, viewer, subject string) (bool, error) {
+	var n int
+	lo, hi := RepoRange(viewer, CollectionFollow)
+	err := ix.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM follows WHERE uri >= ? AND uri < ? AND subject = ?`, lo, hi, subject).Scan(&n)
+	return n > 0, err
+}

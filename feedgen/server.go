@@ -1,0 +1,256 @@
+// Package feedgen is Hearth's feed generator service: it serves
+// app.bsky.feed.getFeedSkeleton and app.bsky.feed.describeFeedGenerator from its own
+// index, which feedgen/ingest fills from a firehose, and publishes its did:web document.
+//
+// It never imports the PDS: inside `hearth serve` it reads the local PDS's firehose over
+// loopback exactly as it would read a relay's, and it resolves identities through a PLC
+// directory and did:web like any other atproto service.
+//
+// Requests may carry the requester's service-auth JWT (minted by their PDS, aud = this
+// service's DID, lxm = app.bsky.feed.getFeedSkeleton); it is verified against the
+// issuer's DID document with indigo's atproto/auth. Public feeds work without one, but a
+// token that is present must be valid; personalised feeds require one.
+package feedgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/feedgen/index"
+	"github.com/hearth-social/hearth/feedgen/ingest"
+	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/xrpc"
+)
+
+// Service is a running feed generator: index, ingest and HTTP handlers.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	idx    *index.Index
+	ingest *ingest.Ingester
+	dir    identity.Directory
+	feeds  *rank.Registry
+	auth   *requesterAuth
+}
+
+// New opens the index and builds the service. Run starts ingesting; Handler serves.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	dir := cfg.Directory
+	if dir == nil {
+		dir = ingest.NewDirectory(ingest.DirectoryConfig{PLCURL: cfg.PLCURL, AllowPrivate: cfg.AllowPrivate})
+	}
+	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous})
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingest.New(cfg.Ingest, idx, dir, log.With("component", "feedgen-ingest"))
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	return &Service{
+		cfg:    cfg,
+		log:    log.With("component", "feedgen"),
+		idx:    idx,
+		ingest: ing,
+		dir:    dir,
+		feeds:  rank.Default(),
+		auth:   newRequesterAuth(cfg.ServiceDID(), dir),
+	}, nil
+}
+
+// Config returns the validated configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Index gives access to the index (tests, the classifier).
+func (s *Service) Index() *index.Index { return s.idx }
+
+// Ingester gives access to the firehose client (tests, diagnostics).
+func (s *Service) Ingester() *ingest.Ingester { return s.ingest }
+
+// FeedURIs lists the AT-URIs of the served feeds.
+func (s *Service) FeedURIs() []string {
+	var out []string
+	for _, n := range s.feeds.Names() {
+		out = append(out, s.cfg.FeedURI(n))
+	}
+	return out
+}
+
+// Run ingests the firehose until ctx is done.
+func (s *Service) Run(ctx context.Context) error { return s.ingest.Run(ctx) }
+
+// Close closes the index. Call it after Run has returned.
+func (s *Service) Close() error { return s.idx.Close() }
+
+// Handler returns the HTTP handler: the two XRPC methods, did.json and a health check.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /xrpc/app.bsky.feed.getFeedSkeleton", s.wrap(s.handleGetFeedSkeleton))
+	mux.HandleFunc("GET /xrpc/app.bsky.feed.describeFeedGenerator", s.wrap(s.handleDescribe))
+	mux.HandleFunc("GET /.well-known/did.json", s.wrap(s.handleDIDDoc))
+	mux.HandleFunc("GET /xrpc/_health", func(w http.ResponseWriter, r *http.Request) {
+		xrpc.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/xrpc/{nsid}", xrpc.NotImplemented)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "This is an AT Protocol feed generator (Hearth), %s.\n", s.cfg.ServiceDID())
+	})
+	return s.cors(mux)
+}
+
+func (s *Service) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "*")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// wrap turns a handler's error into the XRPC error response, recovers panics, and logs.
+func (s *Service) wrap(h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic in feed handler", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				xrpc.WriteError(w, r, s.log, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		err := h(w, r)
+		if err != nil {
+			xrpc.WriteError(w, r, s.log, err)
+		}
+		s.log.Debug("feed request", "path", r.URL.Path, "err", err, "took", time.Since(began))
+	}
+}
+
+type skeletonItem struct {
+	Post        string `json:"post"`
+	Reason      any    `json:"reason,omitempty"`
+	FeedContext string `json:"feedContext,omitempty"`
+}
+
+type skeletonOutput struct {
+	Feed   []skeletonItem `json:"feed"`
+	Cursor string         `json:"cursor,omitempty"`
+}
+
+const (
+	defaultLimit = 50
+	maxLimit     = 100
+)
+
+func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	feedParam := q.Get("feed")
+	if feedParam == "" {
+		return xrpc.InvalidRequest("feed is required")
+	}
+	feed, err := syntax.ParseATURI(feedParam)
+	if err != nil {
+		return xrpc.InvalidRequest("feed must be an AT-URI: %v", err)
+	}
+	limit := defaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return xrpc.InvalidRequest("limit must be an integer")
+		}
+		limit = min(max(n, 1), maxLimit)
+	}
+	algo, ok := s.lookupFeed(feed)
+	if !ok {
+		return xrpc.Errorf(http.StatusBadRequest, "UnknownFeed", "unknown feed %s", feedParam)
+	}
+	viewer, err := s.auth.viewer(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	if algo.NeedsViewer() && viewer == "" {
+		return xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "feed %s is personalised: send a service-auth token", algo.Name())
+	}
+	page, err := algo.Page(r.Context(), s.idx, rank.Request{Viewer: viewer, Limit: limit, Cursor: q.Get("cursor")})
+	switch {
+	case errors.Is(err, rank.ErrInvalidCursor):
+		return xrpc.InvalidRequest("invalid cursor")
+	case errors.Is(err, rank.ErrAuthRequired):
+		return xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "%v", err)
+	case err != nil:
+		return err
+	}
+	out := skeletonOutput{Feed: make([]skeletonItem, len(page.Items)), Cursor: page.Cursor}
+	for i, it := range page.Items {
+		out.Feed[i] = skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext}
+	}
+	xrpc.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// lookupFeed maps at://PUBLISHER/app.bsky.feed.generator/NAME to its algorithm.
+func (s *Service) lookupFeed(feed syntax.ATURI) (rank.Algorithm, bool) {
+	if feed.Authority().String() != s.cfg.PublisherDID || feed.Collection() != "app.bsky.feed.generator" {
+		return nil, false
+	}
+	return s.feeds.Get(feed.RecordKey().String())
+}
+
+type describeFeed struct {
+	URI string `json:"uri"`
+}
+
+type describeOutput struct {
+	DID   string         `json:"did"`
+	Feeds []describeFeed `json:"feeds"`
+}
+
+func (s *Service) handleDescribe(w http.ResponseWriter, r *http.Request) error {
+	out := describeOutput{DID: s.cfg.ServiceDID(), Feeds: []describeFeed{}}
+	for _, u := range s.FeedURIs() {
+		out.Feeds = append(out.Feeds, describeFeed{URI: u})
+	}
+	xrpc.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+type didService struct {
+	ID              string `json:"id"`
+	Type            string `json:"type"`
+	ServiceEndpoint string `json:"serviceEndpoint"`
+}
+
+type didDocument struct {
+	Context []string     `json:"@context"`
+	ID      string       `json:"id"`
+	Service []didService `json:"service"`
+}
+
+func (s *Service) handleDIDDoc(w http.ResponseWriter, r *http.Request) error {
+	xrpc.WriteJSON(w, http.StatusOK, didDocument{
+		Context: []string{"https://www.w3.org/ns/did/v1"},
+		ID:      s.cfg.ServiceDID(),
+		Service: []didService{{ID: "#bsky_fg", Type: "BskyFeedGenerator", ServiceEndpoint: s.cfg.PublicURL}},
+	})
+	return nil
+}
