@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestServeRejectsBadFlags checks that a bad flag value is a clear error naming the
+// flag (and its environment variable), never a panic, and that nothing starts.
+func TestServeRejectsBadFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"listen", []string{"--listen", "nonsense"}, "--listen (HEARTH_LISTEN)"},
+		{"plc-listen", []string{"--plc-listen", "nope"}, "--plc-listen (HEARTH_PLC_LISTEN)"},
+		{"handle domain", []string{"--handle-domains", "not a domain"}, "handle domain"},
+		{"hostname", []string{"--hostname", "bad host!"}, "hostname"},
+		{"public url", []string{"--public-url", "ftp://x"}, "public URL"},
+		{"plc url", []string{"--plc-url", "not a url"}, "PLC URL"},
+		{"short jwt secret", []string{"--jwt-secret", "short"}, "--jwt-secret (HEARTH_JWT_SECRET)"},
+		{"debug listen not loopback", []string{"--debug-listen", "0.0.0.0:6060"}, "--debug-listen (HEARTH_DEBUG_LISTEN)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			args := append([]string{"hearth", "serve", "--data-dir", filepath.Join(t.TempDir(), "d"),
+				"--listen", "127.0.0.1:0", "--plc-listen", "127.0.0.1:0", "--no-feedgen"}, tc.args...)
+			err := newApp(&out, &errOut).RunContext(ctx, args)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	var out, errOut bytes.Buffer
+	err := newApp(&out, &errOut).RunContext(context.Background(), []string{"hearth", "--log-level", "loud", "serve"})
+	require.ErrorContains(t, err, "--log-level (HEARTH_LOG_LEVEL)")
+}
