@@ -120,7 +120,7 @@ func publicAddr(ip netip.Addr) bool {
 // proxyXRPC forwards a call for a method that is not in the routing table, or answers
 // MethodNotImplemented when there is nowhere to forward it.
 func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID string) error {
-	notImplemented := xrpc.Errorf(http.StatusNotImplemented, "MethodNotImplemented", "method %s is not implemented by this server", rawNSID)
+	notImplemented := xrpc.Errorf(http.StatusNotImplemented, "MethodNotImplemented", "method %s is not served by this PDS and no AppView is configured", rawNSID)
 	nsid, err := syntax.ParseNSID(rawNSID)
 	if err != nil {
 		return notImplemented

@@ -94,7 +94,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	return nil
 }
 
-// NotFound answers an unknown route with the XRPC error for an unknown method.
+// NotImplemented answers a method this service does not serve (MethodNotImplemented).
 func NotImplemented(w http.ResponseWriter, r *http.Request) {
-	WriteJSON(w, http.StatusNotImplemented, Body{Error: "MethodNotImplemented", Message: "method not implemented: " + r.URL.Path})
+	WriteJSON(w, http.StatusNotImplemented, Body{Error: "MethodNotImplemented", Message: "this service does not serve " + r.URL.Path})
 }
