@@ -61,7 +61,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		store:    st,
-		writer:   newWriter(st, log.With("component", "writer"), 512, 300_000),
+		writer:   newWriter(st, log.With("component", "writer"), 512, 150_000),
 		plc:      &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
 		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
 		lex:      lexicons.NewCatalog(),

@@ -151,7 +151,7 @@ func runServe(cctx *cli.Context) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft heap limit keeps a small host's footprint flat through bursts (scrypt
 		// hashing, big exports) instead of letting the heap double before each GC.
-		debug.SetMemoryLimit(112 << 20)
+		debug.SetMemoryLimit(100 << 20)
 	}
 	log, err := newLogger(cctx)
 	if err != nil {
