@@ -3,11 +3,13 @@ package feedgen
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/feedgen/ingest"
+	"github.com/hearth-social/hearth/feedgen/rank"
 )
 
 // Config is everything the feed generator needs. cmd/hearth maps flags onto it.
@@ -33,6 +35,14 @@ type Config struct {
 	Directory identity.Directory
 	// Synchronous is the index's SQLite synchronous level (default NORMAL).
 	Synchronous string
+	// LabelerPath is the labeler's SQLite file (default labeler.sqlite beside IndexPath).
+	// The labeler signs as the service DID.
+	LabelerPath string
+	// Classify tunes the classification worker; AllowPrivate also governs its blob
+	// fetches.
+	Classify ClassifyConfig
+	// Rank holds the ranking constants (the zero value means rank.DefaultParams()).
+	Rank rank.Params
 }
 
 // DefaultConfig returns local defaults; IndexPath and Ingest.FirehoseURL need setting.
@@ -41,6 +51,7 @@ func DefaultConfig() Config {
 		Hostname: "localhost",
 		Ingest:   ingest.DefaultConfig(),
 		PLCURL:   identity.DefaultPLCURL,
+		Rank:     rank.DefaultParams(),
 	}
 }
 
@@ -75,6 +86,16 @@ func (c *Config) Validate() error {
 	if c.IndexPath == "" {
 		return fmt.Errorf("feed index path must be set")
 	}
+	if c.LabelerPath == "" {
+		c.LabelerPath = filepath.Join(filepath.Dir(c.IndexPath), "labeler.sqlite")
+	}
+	if c.Rank == (rank.Params{}) {
+		c.Rank = rank.DefaultParams()
+	}
+	if err := c.Rank.Validate(); err != nil {
+		return fmt.Errorf("feed ranking parameters: %w", err)
+	}
+	c.Classify.defaults()
 	if c.Ingest.FirehoseURL == "" {
 		return fmt.Errorf("feed firehose URL must be set")
 	}

@@ -10,10 +10,20 @@
 // service's DID, lxm = app.bsky.feed.getFeedSkeleton); it is verified against the
 // issuer's DID document with indigo's atproto/auth. Public feeds work without one, but a
 // token that is present must be valid; personalised feeds require one.
+//
+// Beside ingest runs the classification worker (worker.go): it classifies new and
+// edited posts with feedgen/classify, fetching images from their authors' PDSes, stores
+// verdicts with their evidence in the index, and drives the labeler (feedgen/labeler,
+// its own SQLite file, signing as the service DID), whose queryLabels and
+// subscribeLabels are served on the same listener and whose #atproto_labeler service
+// and #atproto_label key are merged into /.well-known/did.json. The ranked feeds are in
+// feedgen/rank; social.hearth.feed.explainPost (explain.go) returns a post's verdict
+// with all its evidence.
 package feedgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,13 +34,16 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/feedgen/classify"
 	"github.com/hearth-social/hearth/feedgen/index"
 	"github.com/hearth-social/hearth/feedgen/ingest"
+	"github.com/hearth-social/hearth/feedgen/labeler"
 	"github.com/hearth-social/hearth/feedgen/rank"
 	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
-// Service is a running feed generator: index, ingest and HTTP handlers.
+// Service is a running feed generator: index, ingest, the classification worker, the
+// labeler and HTTP handlers.
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
@@ -39,6 +52,8 @@ type Service struct {
 	dir    identity.Directory
 	feeds  *rank.Registry
 	auth   *requesterAuth
+	lab    *labeler.Labeler
+	worker *worker
 }
 
 // New opens the index and builds the service. Run starts ingesting; Handler serves.
@@ -62,16 +77,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		idx.Close()
 		return nil, err
 	}
+	lab, err := labeler.Open(ctx, labeler.Config{Path: cfg.LabelerPath, DID: cfg.ServiceDID(), Logger: log.With("component", "labeler")})
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	fetch := ingest.NewBlobFetcher(dir, ingest.BlobConfig{AllowPrivate: cfg.AllowPrivate, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
+	wlog := log.With("component", "feedgen-classify")
 	return &Service{
 		cfg:    cfg,
 		log:    log.With("component", "feedgen"),
 		idx:    idx,
 		ingest: ing,
 		dir:    dir,
-		feeds:  rank.Default(),
+		feeds:  rank.DefaultWith(rank.NewRanker(cfg.Rank, nil)),
 		auth:   newRequesterAuth(cfg.ServiceDID(), dir),
+		lab:    lab,
+		worker: newWorker(cfg.Classify, idx, fetch, lab, wlog),
 	}, nil
 }
+
+// Labeler gives access to the labeler (tests, diagnostics).
+func (s *Service) Labeler() *labeler.Labeler { return s.lab }
+
+// Classified is the number of verdicts the worker has stored since start.
+func (s *Service) Classified() int64 { return s.worker.classified.Load() }
+
+// BlobsFetched is the number of blobs fetched (not served from the cache) since start.
+func (s *Service) BlobsFetched() int64 { return s.worker.fetched.Load() }
 
 // Config returns the validated configuration.
 func (s *Service) Config() Config { return s.cfg }
@@ -91,17 +124,35 @@ func (s *Service) FeedURIs() []string {
 	return out
 }
 
-// Run ingests the firehose until ctx is done.
-func (s *Service) Run(ctx context.Context) error { return s.ingest.Run(ctx) }
+// Run ingests the firehose and classifies posts until ctx is done (or ingest fails), and
+// returns when both have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	werr := make(chan error, 1)
+	go func() { werr <- s.worker.Run(ctx) }()
+	err := s.ingest.Run(ctx)
+	cancel()
+	return errors.Join(err, <-werr)
+}
 
-// Close closes the index. Call it after Run has returned.
-func (s *Service) Close() error { return s.idx.Close() }
+// Shutdown closes the labeler's subscribeLabels connections (hijacked websockets, which
+// http.Server.Shutdown does not track). Call it before shutting the HTTP server down.
+func (s *Service) Shutdown(ctx context.Context) error { return s.lab.Shutdown(ctx) }
 
-// Handler returns the HTTP handler: the two XRPC methods, did.json and a health check.
+// Close closes the labeler and the index. Call it after Run has returned.
+func (s *Service) Close() error { return errors.Join(s.lab.Close(), s.idx.Close()) }
+
+// Handler returns the HTTP handler: the feed methods, explainPost, the labeler's
+// queryLabels and subscribeLabels, did.json and a health check.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /xrpc/app.bsky.feed.getFeedSkeleton", s.wrap(s.handleGetFeedSkeleton))
 	mux.HandleFunc("GET /xrpc/app.bsky.feed.describeFeedGenerator", s.wrap(s.handleDescribe))
+	mux.HandleFunc("GET /xrpc/"+ExplainNSID, s.wrap(s.handleExplain))
+	labels := s.lab.Handler()
+	mux.Handle("GET "+labeler.PathQueryLabels, labels)
+	mux.Handle("GET "+labeler.PathSubscribeLabels, labels)
 	mux.HandleFunc("GET /.well-known/did.json", s.wrap(s.handleDIDDoc))
 	mux.HandleFunc("GET /xrpc/_health", func(w http.ResponseWriter, r *http.Request) {
 		xrpc.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -246,11 +297,21 @@ type didDocument struct {
 	Service []didService `json:"service"`
 }
 
+// handleDIDDoc serves the did:web document: the #bsky_fg service, and the labeler's
+// #atproto_labeler service and #atproto_label key.
 func (s *Service) handleDIDDoc(w http.ResponseWriter, r *http.Request) error {
-	xrpc.WriteJSON(w, http.StatusOK, didDocument{
+	raw, err := json.Marshal(didDocument{
 		Context: []string{"https://www.w3.org/ns/did/v1"},
 		ID:      s.cfg.ServiceDID(),
 		Service: []didService{{ID: "#bsky_fg", Type: "BskyFeedGenerator", ServiceEndpoint: s.cfg.PublicURL}},
 	})
+	if err != nil {
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, labeler.MergeDIDDocument(doc, s.lab.DIDDocument(s.cfg.ServiceDID(), s.cfg.PublicURL)))
 	return nil
 }

@@ -258,7 +258,7 @@ func TestDescribeAndDIDDoc(t *testing.T) {
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&desc))
 	res.Body.Close()
 	require.Equal(t, "did:web:"+feedHost, desc.DID)
-	require.Len(t, desc.Feeds, 2)
+	require.Len(t, desc.Feeds, 6)
 	require.Equal(t, "at://did:plc:publisherpublisherpublis/app.bsky.feed.generator/recent", desc.Feeds[0].URI)
 
 	res, err = http.Get(u.srv.URL + "/.well-known/did.json")

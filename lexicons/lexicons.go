@@ -12,7 +12,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/lexicon"
 )
 
-//go:embed app chat com tools
+//go:embed app chat com social tools
 var files embed.FS
 
 // Catalog is a loaded lexicon catalog. Loading parses every schema, so it is done once

@@ -61,7 +61,8 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "feed-plc-url", Value: "https://plc.directory", Usage: "PLC directory for resolving authors and requesters", EnvVars: []string{"HEARTH_FEED_PLC_URL"}},
 					feedPublisherFlag(),
 					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
-					&cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents point at loopback and private addresses (development only)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}},
+					&cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents (did:web hosts, PDS endpoints blobs are fetched from) point at loopback and private addresses (development only)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}},
+					&cli.Float64Flag{Name: "feed-ai-share", Value: rank.DefaultParams().AIShare, Usage: "share of AI posts in the balanced and following-mix feeds (0..1)", EnvVars: []string{"HEARTH_FEED_AI_SHARE"}},
 					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
 				},
 				Action: runFeedServe,
@@ -80,6 +81,22 @@ func feedCommand() *cli.Command {
 					feedHostnameFlag(),
 				},
 				Action: runFeedPublish,
+			},
+			{
+				Name:      "explain",
+				Usage:     "print why the feed generator classified a post as it did (social.hearth.feed.explainPost)",
+				ArgsUsage: "AT-URI",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "feed-url", Value: "http://127.0.0.1:2584", Usage: "URL of the feed generator", EnvVars: []string{"HEARTH_FEED_URL"}},
+					&cli.BoolFlag{Name: "json", Usage: "print the raw JSON output"},
+				},
+				Action: runFeedExplain,
+			},
+			{
+				Name:      "eval",
+				Usage:     "classify a labelled corpus (DIR/labels.json) and print precision, recall and the false-AI rate; fails below target",
+				ArgsUsage: "DIR",
+				Action:    runFeedEval,
 			},
 		},
 	}
@@ -144,6 +161,7 @@ func (r *feedRunner) print(w io.Writer) {
 	fmt.Fprintf(w, "  feed generator: http://%s (public URL %s, DID %s)\n", r.addr, cfg.PublicURL, cfg.ServiceDID())
 	fmt.Fprintf(w, "  feed firehose:  %s\n", cfg.Ingest.FirehoseURL)
 	fmt.Fprintf(w, "  feeds:          %s\n", strings.Join(r.svc.FeedURIs(), ", "))
+	fmt.Fprintf(w, "  labeler:        %s (queryLabels, subscribeLabels and %s on the feed listener)\n", cfg.ServiceDID(), feedgen.ExplainNSID)
 }
 
 // startServeFeed runs the feed generator inside `hearth serve`, reading the local PDS's
@@ -199,6 +217,7 @@ func runFeedServe(cctx *cli.Context) error {
 	cfg.IndexPath = filepath.Join(dataDir, "feedgen.sqlite")
 	cfg.PLCURL = strings.TrimRight(cctx.String("feed-plc-url"), "/")
 	cfg.AllowPrivate = cctx.Bool("feed-allow-private")
+	cfg.Rank.AIShare = cctx.Float64("feed-ai-share")
 	cfg.Ingest.FirehoseURL = cctx.String("feed-firehose")
 	cfg.Ingest.BackfillURL = cctx.String("feed-backfill")
 	cfg.Ingest.SkipVerify = cctx.Bool("feed-skip-verify")
@@ -233,6 +252,7 @@ func runFeedServe(cctx *cli.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	r.svc.Shutdown(sctx) // labeler websockets first: the HTTP server does not track them
 	if serr := srv.Shutdown(sctx); serr != nil {
 		log.Warn("http shutdown", "err", serr)
 	}

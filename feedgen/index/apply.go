@@ -52,6 +52,7 @@ func (ix *Index) Apply(ctx context.Context, service string, events []Event) (Sta
 	if err := tx.Commit(); err != nil {
 		return Stats{}, fmt.Errorf("feed index: commit: %w", err)
 	}
+	ix.changes.broadcast()
 	return st, nil
 }
 

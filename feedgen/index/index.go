@@ -56,6 +56,8 @@ type Index struct {
 	now func() time.Time
 	// followWindow is the first slice of the sequence FollowingPosts searches.
 	followWindow int64
+	// changes wakes the classification worker after each Apply (see Changed).
+	changes notifier
 }
 
 // Open opens or creates the index at path and applies the migrations.

@@ -80,6 +80,9 @@ func NewResolver(cfg DirectoryConfig) *Resolver {
 	}
 }
 
+// ErrNonPublicAddress is the dial error of PublicHTTPClient for an address it refuses.
+var ErrNonPublicAddress = errors.New("refusing to dial non-public address")
+
 // PublicHTTPClient returns a client for URLs taken from untrusted documents: unless
 // allowPrivate is set, it refuses to connect to loopback, private, link-local and
 // other non-public addresses (checked on the resolved address, so DNS cannot dodge it),
@@ -93,7 +96,7 @@ func PublicHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 				return fmt.Errorf("refusing to dial %q: %w", address, err)
 			}
 			if !IsPublicAddr(ap.Addr()) {
-				return fmt.Errorf("refusing to dial non-public address %s", ap.Addr())
+				return fmt.Errorf("%w %s", ErrNonPublicAddress, ap.Addr())
 			}
 			return nil
 		}

@@ -25,7 +25,8 @@
 // Handler serves com.atproto.label.queryLabels and com.atproto.label.subscribeLabels.
 // The feed generator mounts it next to its own routes:
 //
-//	mux.Handle("/xrpc/com.atproto.label.", lab.Handler())
+//	mux.Handle("GET "+labeler.PathQueryLabels, lab.Handler())
+//	mux.Handle("GET "+labeler.PathSubscribeLabels, lab.Handler())
 //
 // and, on shutdown, calls lab.Shutdown(ctx) before http.Server.Shutdown (hijacked
 // websocket connections are not tracked by the HTTP server), then lab.Close().

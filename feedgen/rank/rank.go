@@ -4,9 +4,12 @@
 // post URIs read from the index. Feeds are named by a short name, the record key of
 // their app.bsky.feed.generator record; the Registry is the one place that lists them.
 //
-// Cursors are opaque to clients and stable: every algorithm here pages by the index
+// Cursors are opaque to clients and stable. The chronological feeds page by the index
 // sequence (feedgen/index posts.seq), which only grows, so the next page is "seq below
-// the last one shown" no matter how many posts arrived in between.
+// the last one shown" no matter how many posts arrived in between. The ranked feeds
+// (ranked.go) page through a snapshot pinned by the cursor; their constants are in
+// params.go, scoring in score.go and the interleave, diversity decay and author cap in
+// mix.go.
 package rank
 
 import (
@@ -90,9 +93,24 @@ func NewRegistry(algos ...Algorithm) (*Registry, error) {
 	return r, nil
 }
 
-// Default is the registry of the feeds Hearth ships.
-func Default() *Registry {
-	r, err := NewRegistry(Recent{}, Following{})
+// Default is the registry of the feeds Hearth ships, with the default ranking
+// parameters.
+func Default() *Registry { return DefaultWith(NewRanker(DefaultParams(), nil)) }
+
+// Names of the ranked feeds.
+const (
+	FeedHuman        = "human"
+	FeedAI           = "ai"
+	FeedBalanced     = "balanced"
+	FeedFollowingMix = "following-mix"
+)
+
+// DefaultWith is the registry of the feeds Hearth ships, ranked by rk: the
+// chronological recent and following feeds, and the ranked human ("No known AI"), ai,
+// balanced and following-mix feeds (see ranked.go).
+func DefaultWith(rk *Ranker) *Registry {
+	r, err := NewRegistry(Recent{}, Following{},
+		rk.Feed(FeedHuman, KindHuman), rk.Feed(FeedAI, KindAI), rk.Feed(FeedBalanced, KindBalanced), rk.Feed(FeedFollowingMix, KindFollowingMix))
 	if err != nil {
 		panic(err) // a programming error in the list above
 	}

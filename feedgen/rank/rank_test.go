@@ -35,7 +35,7 @@ func TestCursor(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	r := Default()
-	require.Equal(t, []string{"recent", "following"}, r.Names())
+	require.Equal(t, []string{"recent", "following", "human", "ai", "balanced", "following-mix"}, r.Names())
 	a, ok := r.Get("following")
 	require.True(t, ok)
 	require.True(t, a.NeedsViewer())

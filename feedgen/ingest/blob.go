@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+// Blob fetching: the classifier reads the ORIGINAL bytes of a post's images from the
+// author's PDS with com.atproto.sync.getBlob (CDN renditions have their metadata
+// stripped). The PDS endpoint comes from a DID document, i.e. from whoever controls the
+// DID, so every fetch goes through PublicHTTPClient's dial guard (no loopback, private or
+// link-local addresses unless allowed), is size-capped, and is checked against the CID.
+
+// Blob fetch errors. ErrBlobRefused, ErrBlobNotFound, ErrBlobTooLarge and
+// ErrBlobCIDMismatch are permanent for a given blob (see IsPermanentBlobError); anything
+// else (timeouts, 5xx, resolution failures) may succeed later.
+var (
+	// ErrBlobRefused: the PDS endpoint is not acceptable (bad URL, plain HTTP, a
+	// non-public address) or the CID is not a blob CID.
+	ErrBlobRefused = errors.New("blob fetch refused")
+	// ErrBlobNotFound: the PDS does not have the blob (or the account).
+	ErrBlobNotFound = errors.New("blob not found")
+	// ErrBlobTooLarge: the blob is over the size cap.
+	ErrBlobTooLarge = errors.New("blob over the size cap")
+	// ErrBlobCIDMismatch: the bytes served do not hash to the requested CID.
+	ErrBlobCIDMismatch = errors.New("blob does not match its CID")
+)
+
+// IsPermanentBlobError reports whether retrying a failed fetch is pointless.
+func IsPermanentBlobError(err error) bool {
+	return errors.Is(err, ErrBlobRefused) || errors.Is(err, ErrBlobNotFound) ||
+		errors.Is(err, ErrBlobTooLarge) || errors.Is(err, ErrBlobCIDMismatch)
+}
+
+// BlobConfig configures a BlobFetcher.
+type BlobConfig struct {
+	// AllowPrivate lets fetches reach loopback and private addresses over plain HTTP
+	// (development: `hearth serve` on localhost fetching from its own PDS).
+	AllowPrivate bool
+	// MaxBytes caps a blob (default 16 MiB).
+	MaxBytes int64
+	// Timeout bounds one fetch, body included (default 30s).
+	Timeout time.Duration
+}
+
+// DefaultMaxBlobBytes is BlobConfig.MaxBytes when unset.
+const DefaultMaxBlobBytes = 16 << 20
+
+// maxBlobRedirects bounds redirects (each hop goes through the same dial guard).
+const maxBlobRedirects = 3
+
+// BlobFetcher fetches blobs from their author's PDS.
+type BlobFetcher struct {
+	dir    identity.Directory
+	client *http.Client
+	cfg    BlobConfig
+}
+
+// NewBlobFetcher builds a fetcher that finds PDS endpoints through dir.
+func NewBlobFetcher(dir identity.Directory, cfg BlobConfig) *BlobFetcher {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBlobBytes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	client := PublicHTTPClient(cfg.Timeout, cfg.AllowPrivate)
+	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxBlobRedirects {
+			return fmt.Errorf("%w: more than %d redirects", ErrBlobRefused, maxBlobRedirects)
+		}
+		return checkEndpoint(req.URL, cfg.AllowPrivate)
+	}
+	return &BlobFetcher{dir: dir, client: client, cfg: cfg}
+}
+
+// checkEndpoint accepts https URLs (and http ones when private addresses are allowed).
+// The address itself is checked when it is dialled.
+func checkEndpoint(u *url.URL, allowPrivate bool) error {
+	switch {
+	case u.Scheme != "https" && !(allowPrivate && u.Scheme == "http"):
+		return fmt.Errorf("%w: endpoint scheme %q (want https)", ErrBlobRefused, u.Scheme)
+	case u.Host == "" || u.User != nil:
+		return fmt.Errorf("%w: endpoint %q is not a plain host URL", ErrBlobRefused, u.Redacted())
+	}
+	return nil
+}
+
+// PDSEndpoint resolves did's #atproto_pds endpoint and checks it.
+func (f *BlobFetcher) PDSEndpoint(ctx context.Context, did string) (*url.URL, error) {
+	d, err := syntax.ParseDID(did)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
+	}
+	ident, err := f.dir.LookupDID(ctx, d)
+	if err != nil {
+		if errors.Is(err, identity.ErrDIDNotFound) {
+			return nil, fmt.Errorf("%w: %w", ErrBlobNotFound, err)
+		}
+		return nil, err
+	}
+	ep := ident.PDSEndpoint()
+	if ep == "" {
+		return nil, fmt.Errorf("%w: %s has no #atproto_pds service", ErrBlobNotFound, did)
+	}
+	u, err := url.Parse(ep)
+	if err != nil {
+		return nil, fmt.Errorf("%w: endpoint %q: %w", ErrBlobRefused, ep, err)
+	}
+	if err := checkEndpoint(u, f.cfg.AllowPrivate); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// CheckBlobCID parses a blob CID: CIDv1, raw codec, sha2-256 (the only kind atproto
+// blobs use).
+func CheckBlobCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%w: cid %q: %w", ErrBlobRefused, s, err)
+	}
+	p := c.Prefix()
+	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.SHA2_256 {
+		return cid.Undef, fmt.Errorf("%w: cid %s is not a raw sha2-256 CIDv1", ErrBlobRefused, s)
+	}
+	return c, nil
+}
+
+// VerifyBlob checks that data hashes to c.
+func VerifyBlob(c cid.Cid, data []byte) error {
+	got, err := c.Prefix().Sum(data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBlobCIDMismatch, err)
+	}
+	if !got.Equals(c) {
+		return fmt.Errorf("%w: requested %s, got bytes hashing to %s", ErrBlobCIDMismatch, c, got)
+	}
+	return nil
+}
+
+// Fetch downloads blob cidStr of did from the author's PDS and verifies it.
+func (f *BlobFetcher) Fetch(ctx context.Context, did, cidStr string) ([]byte, error) {
+	c, err := CheckBlobCID(cidStr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	base, err := f.PDSEndpoint(ctx, did)
+	if err != nil {
+		return nil, err
+	}
+	return f.FetchFrom(ctx, base, did, c)
+}
+
+// FetchFrom downloads a blob from a given PDS endpoint (already resolved and checked).
+func (f *BlobFetcher) FetchFrom(ctx context.Context, base *url.URL, did string, c cid.Cid) ([]byte, error) {
+	u := strings.TrimRight(base.String(), "/") + "/xrpc/com.atproto.sync.getBlob?" + url.Values{"did": {did}, "cid": {c.String()}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && errors.Is(ue.Err, ErrBlobRefused) {
+			return nil, ue.Err
+		}
+		if errors.Is(err, ErrNonPublicAddress) {
+			return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
+		}
+		return nil, fmt.Errorf("getBlob %s: %w", c, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return nil, fmt.Errorf("%w: %s: HTTP %d", ErrBlobNotFound, c, resp.StatusCode)
+	case resp.StatusCode == http.StatusBadRequest:
+		var xe struct{ Error, Message string }
+		json.NewDecoder(io.LimitReader(resp.Body, 8<<10)).Decode(&xe)
+		return nil, fmt.Errorf("%w: %s: %s %s", ErrBlobNotFound, c, xe.Error, xe.Message)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, fmt.Errorf("%w: %s: unfollowed redirect (HTTP %d)", ErrBlobRefused, c, resp.StatusCode)
+	default:
+		return nil, fmt.Errorf("getBlob %s: HTTP %d", c, resp.StatusCode)
+	}
+	if resp.ContentLength > f.cfg.MaxBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes (cap %d)", ErrBlobTooLarge, c, resp.ContentLength, f.cfg.MaxBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("getBlob %s: reading: %w", c, err)
+	}
+	if int64(len(data)) > f.cfg.MaxBytes {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrBlobTooLarge, c, f.cfg.MaxBytes)
+	}
+	if err := VerifyBlob(c, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}

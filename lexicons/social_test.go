@@ -1,0 +1,17 @@
+package lexicons
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Hearth's own lexicons load with the rest and resolve by NSID.
+func TestHearthLexicons(t *testing.T) {
+	cat, err := NewCatalog().Load()
+	require.NoError(t, err)
+	for _, ref := range []string{"social.hearth.feed.explainPost", "social.hearth.feed.explainPost#evidence"} {
+		_, err := cat.Resolve(ref)
+		require.NoError(t, err, ref)
+	}
+}
