@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +14,12 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/urfave/cli/v2"
+
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/urfave/cli/v2"
 )
 
 // The feed generator's flags shared by `hearth serve` and `hearth feed serve`.
@@ -277,16 +277,13 @@ func runFeedPublish(cctx *cli.Context) error {
 	if _, err := syntax.ParseDID(serviceDID); err != nil {
 		return fmt.Errorf("--service-did %q: %w", serviceDID, err)
 	}
-	base := strings.TrimRight(cctx.String("pds"), "/")
-	client := &http.Client{Timeout: 30 * time.Second}
-
-	var session struct {
-		AccessJwt string `json:"accessJwt"`
-		DID       string `json:"did"`
+	client, err := xrpc.NewClient(cctx.String("pds"))
+	if err != nil {
+		return fmt.Errorf("--pds: %w", err)
 	}
-	if err := xrpcPost(ctx, client, base, "com.atproto.server.createSession", "",
-		map[string]string{"identifier": cctx.String("handle"), "password": cctx.String("password")}, &session); err != nil {
-		return fmt.Errorf("logging in to %s: %w", base, err)
+	session, err := client.Login(ctx, cctx.String("handle"), cctx.String("password"))
+	if err != nil {
+		return err
 	}
 	record := map[string]any{
 		"$type":       "app.bsky.feed.generator",
@@ -297,50 +294,12 @@ func runFeedPublish(cctx *cli.Context) error {
 	if d := cctx.String("description"); d != "" {
 		record["description"] = d
 	}
-	var put struct {
-		URI string `json:"uri"`
-		CID string `json:"cid"`
-	}
-	if err := xrpcPost(ctx, client, base, "com.atproto.repo.putRecord", session.AccessJwt, map[string]any{
-		"repo": session.DID, "collection": "app.bsky.feed.generator", "rkey": name, "record": record,
-	}, &put); err != nil {
-		return fmt.Errorf("writing the feed record: %w", err)
+	uri, cid, err := client.PutRecord(ctx, session, "app.bsky.feed.generator", name, record)
+	if err != nil {
+		return err
 	}
 	out := cctx.App.Writer
-	fmt.Fprintf(out, "published %s (cid %s)\n", put.URI, put.CID)
+	fmt.Fprintf(out, "published %s (cid %s)\n", uri, cid)
 	fmt.Fprintf(out, "serve it with --feed-publisher-did %s and a feed generator reachable as %s\n", session.DID, serviceDID)
 	return nil
-}
-
-// xrpcPost calls an XRPC procedure and decodes its JSON output into out.
-func xrpcPost(ctx context.Context, client *http.Client, base, nsid, token string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/xrpc/"+nsid, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		var xe struct{ Error, Message string }
-		if json.Unmarshal(raw, &xe) == nil && xe.Error != "" {
-			return fmt.Errorf("%s: HTTP %d %s: %s", nsid, res.StatusCode, xe.Error, xe.Message)
-		}
-		return fmt.Errorf("%s: HTTP %d", nsid, res.StatusCode)
-	}
-	return json.Unmarshal(raw, out)
 }

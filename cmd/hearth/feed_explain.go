@@ -6,16 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/urfave/cli/v2"
+
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/feedgen/classify"
-	"github.com/urfave/cli/v2"
+	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
 // runFeedExplain calls social.hearth.feed.explainPost and prints the verdict.
@@ -50,25 +51,13 @@ func runFeedExplain(cctx *cli.Context) error {
 	base = strings.TrimRight(base, "/")
 	ctx, cancel := context.WithTimeout(cctx.Context, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/xrpc/"+feedgen.ExplainNSID+"?"+url.Values{"uri": {uri.String()}}.Encode(), nil)
+	client, err := xrpc.NewClient(base)
 	if err != nil {
-		return fmt.Errorf("--feed-url (HEARTH_FEED_URL) %q: %w", base, err)
+		return fmt.Errorf("--feed-url (HEARTH_FEED_URL): %w", err)
 	}
-	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("asking %s: %w", base, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		var xe struct{ Error, Message string }
-		if json.Unmarshal(raw, &xe) == nil && xe.Error != "" {
-			return fmt.Errorf("%s: %s: %s", feedgen.ExplainNSID, xe.Error, xe.Message)
-		}
-		return fmt.Errorf("%s: HTTP %d", feedgen.ExplainNSID, res.StatusCode)
+	var raw json.RawMessage
+	if err := client.Query(ctx, feedgen.ExplainNSID, "", url.Values{"uri": {uri.String()}}, &raw); err != nil {
+		return fmt.Errorf("%s at %s: %w", feedgen.ExplainNSID, base, err)
 	}
 	out := cctx.App.Writer
 	if asJSON {

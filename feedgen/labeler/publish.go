@@ -1,12 +1,9 @@
 package labeler
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,7 +12,8 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/api/bsky"
-	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
 // ServiceCollection is the NSID of the labeler declaration record (rkey "self").
@@ -132,72 +130,14 @@ func Publish(ctx context.Context, opts PublishOptions) (*PublishResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := opts.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-
-	var sess struct {
-		AccessJwt string `json:"accessJwt"`
-		DID       string `json:"did"`
-	}
-	if err := call(ctx, client, base+"/xrpc/com.atproto.server.createSession", "",
-		map[string]string{"identifier": opts.Handle, "password": opts.Password}, &sess); err != nil {
-		return nil, fmt.Errorf("logging in: %w", err)
-	}
-	if _, err := syntax.ParseDID(sess.DID); err != nil || sess.AccessJwt == "" {
-		return nil, errors.New("logging in: the PDS returned no DID or access token")
-	}
-	var put struct {
-		URI string `json:"uri"`
-		CID string `json:"cid"`
-	}
-	if err := call(ctx, client, base+"/xrpc/com.atproto.repo.putRecord", sess.AccessJwt, map[string]any{
-		"repo":       sess.DID,
-		"collection": ServiceCollection,
-		"rkey":       "self",
-		"record":     rec,
-	}, &put); err != nil {
-		return nil, fmt.Errorf("writing %s/self: %w", ServiceCollection, err)
-	}
-	return &PublishResult{DID: sess.DID, URI: put.URI, CID: put.CID, Record: rec}, nil
-}
-
-// call POSTs a JSON body to an XRPC procedure and decodes the JSON answer into out.
-func call(ctx context.Context, client *http.Client, u, token string, body, out any) error {
-	b, err := json.Marshal(body)
+	c := &xrpc.Client{Base: base, HTTP: opts.Client}
+	sess, err := c.Login(ctx, opts.Handle, opts.Password)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	uri, cid, err := c.PutRecord(ctx, sess, ServiceCollection, "self", rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var xe struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(data, &xe) == nil && xe.Error != "" {
-			return fmt.Errorf("%s: %s (HTTP %d)", xe.Error, xe.Message, resp.StatusCode)
-		}
-		return fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decoding response: %w", err)
-	}
-	return nil
+	return &PublishResult{DID: sess.DID, URI: uri, CID: cid, Record: rec}, nil
 }
