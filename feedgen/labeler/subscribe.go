@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/events"
 	"github.com/gorilla/websocket"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
@@ -30,30 +30,7 @@ const closeWait = time.Second
 // EncodeLabelsFrame encodes a #labels message frame: the DAG-CBOR header {op: 1,
 // t: "#labels"} followed by the body {seq, labels}.
 func EncodeLabelsFrame(seq int64, labels []*comatproto.LabelDefs_Label) ([]byte, error) {
-	var buf bytes.Buffer
-	hdr := events.EventHeader{Op: events.EvtKindMessage, MsgType: TypeLabels}
-	if err := hdr.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	body := comatproto.LabelSubscribeLabels_Labels{Seq: seq, Labels: labels}
-	if err := body.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// EncodeErrorFrame encodes an error frame: header {op: -1} and body {error, message}.
-func EncodeErrorFrame(name, message string) ([]byte, error) {
-	var buf bytes.Buffer
-	hdr := events.EventHeader{Op: events.EvtKindErrorFrame}
-	if err := hdr.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	body := events.ErrorFrame{Error: name, Message: message}
-	if err := body.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return firehose.EncodeMessage(TypeLabels, &comatproto.LabelSubscribeLabels_Labels{Seq: seq, Labels: labels})
 }
 
 // Frame is one decoded subscribeLabels frame: Labels, Info or Error is set.
@@ -100,14 +77,10 @@ func DecodeFrame(data []byte) (*Frame, error) {
 // log is never pruned, cursor 0 replays all) and then live labels, each exactly once.
 // One frame carries one label; its seq is the label's sequence number.
 func (l *Labeler) handleSubscribeLabels(w http.ResponseWriter, r *http.Request) {
-	var cursor *int64
-	if v := r.URL.Query().Get("cursor"); v != "" {
-		c, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || c < 0 {
-			xrpc.WriteError(w, r, l.log, xrpc.InvalidRequest("cursor must be a non-negative integer"))
-			return
-		}
-		cursor = &c
+	cursor, err := firehose.ParseCursor(r.URL.Query().Get("cursor"))
+	if err != nil {
+		xrpc.WriteError(w, r, l.log, xrpc.InvalidRequest("%v", err))
+		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		xrpc.WriteError(w, r, l.log, xrpc.InvalidRequest("subscribeLabels is a websocket subscription"))
@@ -164,7 +137,7 @@ func (l *Labeler) handleSubscribeLabels(w http.ResponseWriter, r *http.Request) 
 
 // sendError writes an error frame then a close frame. The caller closes conn.
 func (l *Labeler) sendError(conn *websocket.Conn, name, message string) {
-	frame, err := EncodeErrorFrame(name, message)
+	frame, err := firehose.EncodeError(name, message)
 	if err != nil {
 		return
 	}

@@ -1,11 +1,8 @@
 package sequencer
 
 import (
-	"bytes"
-	"fmt"
-
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
-	"github.com/bluesky-social/indigo/events"
+	"github.com/hearth-social/hearth/internal/firehose"
 	cbg "github.com/whyrusleeping/cbor-gen"
 )
 
@@ -19,31 +16,10 @@ const (
 )
 
 // Frame encodes a message frame: the DAG-CBOR header {op: 1, t} followed by the body.
-func Frame(t string, body cbg.CBORMarshaler) ([]byte, error) {
-	var buf bytes.Buffer
-	hdr := events.EventHeader{Op: events.EvtKindMessage, MsgType: t}
-	if err := hdr.MarshalCBOR(&buf); err != nil {
-		return nil, fmt.Errorf("encoding frame header: %w", err)
-	}
-	if err := body.MarshalCBOR(&buf); err != nil {
-		return nil, fmt.Errorf("encoding %s body: %w", t, err)
-	}
-	return buf.Bytes(), nil
-}
+func Frame(t string, body cbg.CBORMarshaler) ([]byte, error) { return firehose.EncodeMessage(t, body) }
 
 // ErrorFrame encodes an error frame: {op: -1} followed by {error, message}.
-func ErrorFrame(name, message string) ([]byte, error) {
-	var buf bytes.Buffer
-	hdr := events.EventHeader{Op: events.EvtKindErrorFrame}
-	if err := hdr.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	body := events.ErrorFrame{Error: name, Message: message}
-	if err := body.MarshalCBOR(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
+func ErrorFrame(name, message string) ([]byte, error) { return firehose.EncodeError(name, message) }
 
 // CommitFrame encodes a #commit with the given seq.
 func CommitFrame(ev *comatproto.SyncSubscribeRepos_Commit, seq int64) ([]byte, error) {

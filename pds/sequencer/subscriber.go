@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/store"
 )
@@ -69,14 +69,10 @@ func (s *Sequencer) plan(ctx context.Context, cursor *int64) (start, error) {
 
 // ServeHTTP serves GET /xrpc/com.atproto.sync.subscribeRepos.
 func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var cursor *int64
-	if v := r.URL.Query().Get("cursor"); v != "" {
-		c, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || c < 0 {
-			xrpc.WriteError(w, r, s.log, xrpc.InvalidRequest("cursor must be a non-negative integer"))
-			return
-		}
-		cursor = &c
+	cursor, err := firehose.ParseCursor(r.URL.Query().Get("cursor"))
+	if err != nil {
+		xrpc.WriteError(w, r, s.log, xrpc.InvalidRequest("%v", err))
+		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		xrpc.WriteError(w, r, s.log, xrpc.InvalidRequest("subscribeRepos is a websocket subscription"))
