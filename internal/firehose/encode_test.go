@@ -33,7 +33,6 @@ func TestParseCursor(t *testing.T) {
 	}
 }
 
-
 // TestEncodeRoundTrip: frames written by the server helpers decode with the client.
 func TestEncodeRoundTrip(t *testing.T) {
 	b, err := EncodeMessage("#identity", &comatproto.SyncSubscribeRepos_Identity{Did: "did:plc:x", Seq: 7, Time: "2026-01-01T00:00:00Z"})
