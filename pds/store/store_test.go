@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/atdata"
@@ -146,4 +147,44 @@ func TestGroupCommitIsolation(t *testing.T) {
 	last, err := s.LastSeq(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(200-failed), last)
+}
+
+// TestPruneEvents: retention deletes old events in order, keeps newer ones, and never
+// lets a seq be reused afterwards.
+func TestPruneEvents(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, filepath.Join(t.TempDir(), "pds.sqlite"))
+	defer s.Close()
+	appendN := func(n int) {
+		for i := 0; i < n; i++ {
+			require.NoError(t, s.Write(ctx, func(tx *Tx) error {
+				_, err := tx.AppendEvent("did:plc:x", "#info", func(seq int64) ([]byte, error) { return []byte{1}, nil })
+				return err
+			}))
+		}
+	}
+	appendN(30)
+	cut := time.Now().Add(5 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	appendN(5)
+	n, err := s.PruneEvents(ctx, cut)
+	require.NoError(t, err)
+	require.Equal(t, int64(30), n)
+	oldest, _, err := s.OldestEvent(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(31), oldest)
+	// Everything pruned: seq still continues above the old maximum.
+	n, err = s.PruneEvents(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(5), n)
+	_, _, err = s.OldestEvent(ctx)
+	require.ErrorIs(t, err, ErrNotFound)
+	appendN(1)
+	last, err := s.LastSeq(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(36), last)
+	evs, err := s.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, int64(36), evs[0].Seq)
 }
