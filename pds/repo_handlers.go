@@ -1,6 +1,7 @@
 package pds
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -97,19 +98,7 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	if err := xrpc.DecodeJSON(w, r, s.cfg.MaxBodyBytes, &in); err != nil {
 		return err
 	}
-	did, err := s.writableRepo(ctx, in.Repo)
-	if err != nil {
-		return err
-	}
-	coll, err := parseCollection(in.Collection)
-	if err != nil {
-		return err
-	}
-	rkey, err := parseRKey(in.RKey)
-	if err != nil {
-		return err
-	}
-	swap, err := parseCIDParam("swapCommit", in.SwapCommit)
+	did, coll, rkey, swap, err := s.recordTarget(ctx, in.Repo, in.Collection, in.RKey, in.SwapCommit)
 	if err != nil {
 		return err
 	}
@@ -120,6 +109,25 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	wr := repo.Write{Action: repo.ActionPut, Collection: coll, RKey: rkey, Record: rec.CBOR}
 	in.SwapRecord.apply(&wr)
 	return s.commitRecord(w, r, did, wr, rec, swap)
+}
+
+// recordTarget parses and checks what putRecord and deleteRecord name: a repo the
+// caller may write, the collection, the record key and an optional swapCommit.
+func (s *Server) recordTarget(ctx context.Context, repoID, collection, rkey, swapCommit string) (syntax.DID, syntax.NSID, syntax.RecordKey, *cid.Cid, error) {
+	did, err := s.writableRepo(ctx, repoID)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	coll, err := parseCollection(collection)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	rk, err := parseRKey(rkey)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	swap, err := parseCIDParam("swapCommit", swapCommit)
+	return did, coll, rk, swap, err
 }
 
 type deleteRecordInput struct {
@@ -136,23 +144,11 @@ func (s *Server) handleDeleteRecord(w http.ResponseWriter, r *http.Request) erro
 	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
 		return err
 	}
-	did, err := s.writableRepo(ctx, in.Repo)
-	if err != nil {
-		return err
-	}
-	coll, err := parseCollection(in.Collection)
-	if err != nil {
-		return err
-	}
-	rkey, err := parseRKey(in.RKey)
+	did, coll, rkey, swap, err := s.recordTarget(ctx, in.Repo, in.Collection, in.RKey, in.SwapCommit)
 	if err != nil {
 		return err
 	}
 	swapRec, err := parseCIDParam("swapRecord", in.SwapRecord)
-	if err != nil {
-		return err
-	}
-	swap, err := parseCIDParam("swapCommit", in.SwapCommit)
 	if err != nil {
 		return err
 	}
