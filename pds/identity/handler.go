@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -33,39 +34,26 @@ func (d *Directory) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/did+ld+json")
 		writeJSONBody(w, http.StatusOK, doc)
 	}))
-	mux.HandleFunc("GET /{did}/data", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
-		data, err := d.Data(r.Context(), did)
-		if err != nil {
-			d.writeLookupError(w, r, did, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, data)
-	}))
-	mux.HandleFunc("GET /{did}/log", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
-		ops, err := d.Ops(r.Context(), did)
-		if err != nil {
-			d.writeLookupError(w, r, did, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, ops)
-	}))
-	mux.HandleFunc("GET /{did}/log/audit", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
-		entries, err := d.AuditLog(r.Context(), did)
-		if err != nil {
-			d.writeLookupError(w, r, did, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, entries)
-	}))
-	mux.HandleFunc("GET /{did}/log/last", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
-		op, _, err := d.LastOp(r.Context(), did)
-		if err != nil {
-			d.writeLookupError(w, r, did, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, op)
+	mux.HandleFunc("GET /{did}/data", d.lookup(func(ctx context.Context, did syntax.DID) (any, error) { return d.Data(ctx, did) }))
+	mux.HandleFunc("GET /{did}/log", d.lookup(func(ctx context.Context, did syntax.DID) (any, error) { return d.Ops(ctx, did) }))
+	mux.HandleFunc("GET /{did}/log/audit", d.lookup(func(ctx context.Context, did syntax.DID) (any, error) { return d.AuditLog(ctx, did) }))
+	mux.HandleFunc("GET /{did}/log/last", d.lookup(func(ctx context.Context, did syntax.DID) (any, error) {
+		op, _, err := d.LastOp(ctx, did)
+		return op, err
 	}))
 	return mux
+}
+
+// lookup serves a read of one DID's state as JSON, with the directory's error answers.
+func (d *Directory) lookup(read func(context.Context, syntax.DID) (any, error)) http.HandlerFunc {
+	return d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
+		v, err := read(r.Context(), did)
+		if err != nil {
+			d.writeLookupError(w, r, did, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
 }
 
 func (d *Directory) withDID(h func(http.ResponseWriter, *http.Request, syntax.DID)) http.HandlerFunc {
