@@ -120,6 +120,8 @@ type Sequencer struct {
 	nextID   uint64
 	wg       sync.WaitGroup // subscriber handlers
 
+	nsubs atomic.Int64 // len(subs), read without the lock
+
 	// Counters (tests and logs).
 	slowDrops atomic.Int64
 }

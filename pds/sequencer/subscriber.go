@@ -130,6 +130,7 @@ func (s *Sequencer) register(sub *subscriber) bool {
 	s.nextID++
 	sub.id = s.nextID
 	s.subs[sub] = struct{}{}
+	s.nsubs.Add(1)
 	s.wg.Add(1)
 	return true
 }
@@ -137,6 +138,7 @@ func (s *Sequencer) register(sub *subscriber) bool {
 func (s *Sequencer) unregister(sub *subscriber) {
 	s.mu.Lock()
 	delete(s.subs, sub)
+	s.nsubs.Add(-1)
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -297,6 +299,18 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 			case <-ctx.Done():
 				return ""
 			case <-wake:
+				// With many subscribers, waiting a moment lets one write carry the events
+				// of several commits: fewer wake-ups and syscalls per delivered event,
+				// at a latency cost far below the lag anyone notices.
+				if d := s.coalesceDelay(); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return ""
+					case <-t.C:
+					}
+				}
 			case <-ping.C:
 				if err := sub.w.control(opPing, nil); err != nil {
 					return s.writeFailed(ctx, err)
@@ -352,4 +366,14 @@ func (s *Sequencer) writeFailed(ctx context.Context, err error) string {
 		return ErrConsumerTooSlow + " (write timeout)"
 	}
 	return "write failed: " + err.Error()
+}
+
+// coalesceDelay is how long a woken subscriber waits before reading new events: 5 µs
+// per connected subscriber, at most 5 ms, none below 100 subscribers.
+func (s *Sequencer) coalesceDelay() time.Duration {
+	n := s.nsubs.Load()
+	if n < 100 {
+		return 0
+	}
+	return min(time.Duration(n)*5*time.Microsecond, 5*time.Millisecond)
 }
