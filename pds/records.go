@@ -32,9 +32,9 @@ type preparedRecord struct {
 }
 
 // prepareRecord turns a JSON record into DAG-CBOR after checking $type and, as the
-// validate flag asks, the lexicon: nil validates when the lexicon is known, true requires
-// a known lexicon, false skips validation.
-func (s *Server) prepareRecord(collection syntax.NSID, raw json.RawMessage, validate *bool) (*preparedRecord, error) {
+// validate flag asks, the lexicon (the record and its key type): nil validates when the
+// lexicon is known, true requires a known lexicon, false skips validation.
+func (s *Server) prepareRecord(collection syntax.NSID, rkey syntax.RecordKey, raw json.RawMessage, validate *bool) (*preparedRecord, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, xrpc.InvalidRequest("record must be a JSON object")
@@ -55,11 +55,14 @@ func (s *Server) prepareRecord(collection syntax.NSID, raw json.RawMessage, vali
 		if err != nil {
 			return nil, err
 		}
-		_, rerr := cat.Resolve(collection.String())
+		schema, rerr := cat.Resolve(collection.String())
 		switch {
 		case rerr == nil:
 			if err := lexicon.ValidateRecord(cat, data, collection.String(), 0); err != nil {
 				return nil, xrpc.InvalidRequest("invalid %s record: %v", collection, err)
+			}
+			if err := checkRecordKey(schema, rkey); err != nil {
+				return nil, xrpc.InvalidRequest("invalid record key for %s: %v", collection, err)
 			}
 			status = validationValid
 		case validate != nil:
@@ -252,4 +255,35 @@ func blobRefs(writes []repo.Write, recs ...*preparedRecord) map[string][]cid.Cid
 		}
 	}
 	return out
+}
+
+// checkRecordKey enforces the lexicon's record key type ("tid", "nsid", "literal:X",
+// "any"): indigo validates record data, not keys.
+func checkRecordKey(schema *lexicon.Schema, rkey syntax.RecordKey) error {
+	var key string
+	switch def := schema.Def.(type) {
+	case lexicon.SchemaRecord:
+		key = def.Key
+	case *lexicon.SchemaRecord:
+		key = def.Key
+	default:
+		return fmt.Errorf("%s is not a record type", schema.ID)
+	}
+	switch {
+	case key == "" || key == "any":
+		return nil
+	case key == "tid":
+		if _, err := syntax.ParseTID(rkey.String()); err != nil {
+			return fmt.Errorf("%q must be a TID", rkey)
+		}
+	case key == "nsid":
+		if _, err := syntax.ParseNSID(rkey.String()); err != nil {
+			return fmt.Errorf("%q must be an NSID", rkey)
+		}
+	case strings.HasPrefix(key, "literal:"):
+		if want := strings.TrimPrefix(key, "literal:"); rkey.String() != want {
+			return fmt.Errorf("%q must be %q", rkey, want)
+		}
+	}
+	return nil
 }

@@ -58,7 +58,7 @@ func (s *Server) handleCreateRecord(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	rec, err := s.prepareRecord(coll, in.Record, in.Validate)
+	rec, err := s.prepareRecord(coll, rkey, in.Record, in.Validate)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, err := s.prepareRecord(coll, in.Record, in.Validate)
+	rec, err := s.prepareRecord(coll, rkey, in.Record, in.Validate)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 			return xrpc.InvalidRequest("writes[%d]: rkey is required for %s", i, wr.Action)
 		}
 		if wr.Action != repo.ActionDelete {
-			if recs[i], err = s.prepareRecord(coll, x.Value, in.Validate); err != nil {
+			if recs[i], err = s.prepareRecord(coll, wr.RKey, x.Value, in.Validate); err != nil {
 				return err
 			}
 			wr.Record = recs[i].CBOR

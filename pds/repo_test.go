@@ -116,7 +116,7 @@ func TestRecordLifecycle(t *testing.T) {
 	// applyWrites: atomic batch with results in order.
 	r = e.post("com.atproto.repo.applyWrites", map[string]any{"repo": alice.DID, "writes": []any{
 		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post", "value": post("batch")},
-		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like", "rkey": "l1", "value": map[string]any{"subject": map[string]any{"uri": uri, "cid": postCID}, "createdAt": "2026-01-01T00:00:00Z"}},
+		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like", "rkey": "3kaaaaaaaaab2", "value": map[string]any{"subject": map[string]any{"uri": uri, "cid": postCID}, "createdAt": "2026-01-01T00:00:00Z"}},
 		map[string]any{"$type": "com.atproto.repo.applyWrites#update", "collection": "app.bsky.actor.profile", "rkey": "self", "value": map[string]any{"displayName": "A3"}},
 		map[string]any{"$type": "com.atproto.repo.applyWrites#delete", "collection": "com.example.thing", "rkey": strings.TrimPrefix(desc[0], "x")[len(desc[0]):]},
 	}}, alice.Access)
@@ -125,7 +125,7 @@ func TestRecordLifecycle(t *testing.T) {
 	headBefore, _ := e.latest(alice.DID)
 	r = e.post("com.atproto.repo.applyWrites", map[string]any{"repo": alice.DID, "writes": []any{
 		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post", "value": post("batch")},
-		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like", "rkey": "l1", "value": map[string]any{"subject": map[string]any{"uri": uri, "cid": postCID}, "createdAt": "2026-01-01T00:00:00Z"}},
+		map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like", "rkey": "3kaaaaaaaaab2", "value": map[string]any{"subject": map[string]any{"uri": uri, "cid": postCID}, "createdAt": "2026-01-01T00:00:00Z"}},
 		map[string]any{"$type": "com.atproto.repo.applyWrites#update", "collection": "app.bsky.actor.profile", "rkey": "self", "value": map[string]any{"displayName": "A3"}},
 	}, "swapCommit": headBefore}, alice.Access)
 	requireOK(t, r)
@@ -204,6 +204,8 @@ func TestWriteErrors(t *testing.T) {
 		{"oversized body", "com.atproto.repo.createRecord", create(map[string]any{"collection": "com.example.big", "record": map[string]any{"d": strings.Repeat("z", 3_000_000)}}), alice.Access, 413, "PayloadTooLarge"},
 		{"malformed JSON", "com.atproto.repo.createRecord", []byte(`{"repo":`), alice.Access, 400, "InvalidRequest"},
 		{"bad swapCommit", "com.atproto.repo.createRecord", create(map[string]any{"swapCommit": "nope"}), alice.Access, 400, "InvalidRequest"},
+		{"post key not a TID", "com.atproto.repo.createRecord", create(map[string]any{"rkey": "hello"}), alice.Access, 400, "InvalidRequest"},
+		{"profile key not self", "com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "other", "record": map[string]any{"displayName": "x"}}, alice.Access, 400, "InvalidRequest"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
