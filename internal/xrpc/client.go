@@ -20,6 +20,9 @@ type Client struct {
 	Base string
 	// HTTP is the client used (default: 30 s timeout).
 	HTTP *http.Client
+	// AdminPassword, when set, authenticates calls with HTTP Basic admin:PASSWORD
+	// (used when no bearer token is given).
+	AdminPassword string
 }
 
 // ResponseError is an XRPC error answer.
@@ -77,6 +80,8 @@ func (c *Client) Query(ctx context.Context, nsid, token string, params url.Value
 func (c *Client) do(req *http.Request, token string, out any) error {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	} else if c.AdminPassword != "" {
+		req.SetBasicAuth("admin", c.AdminPassword)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/urfave/cli/v2"
+)
+
+// adminCommand holds the self-hoster's account and invite tools. They call the running
+// PDS's admin XRPC methods with the admin password, so they work the same on the host
+// and from elsewhere.
+func adminCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "pds", Value: "http://127.0.0.1:2583", Usage: "PDS URL", EnvVars: []string{"HEARTH_PDS_URL"}},
+		&cli.StringFlag{Name: "admin-password", Usage: "admin password (default: read from DATA-DIR/admin-password)", EnvVars: []string{"HEARTH_ADMIN_PASSWORD"}},
+		&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "data dir holding the generated admin password", EnvVars: []string{"HEARTH_DATA_DIR"}},
+	}
+	did := func(cctx *cli.Context) (syntax.DID, error) {
+		if cctx.NArg() != 1 {
+			return "", errors.New("expected one DID argument")
+		}
+		return syntax.ParseDID(cctx.Args().First())
+	}
+	return &cli.Command{
+		Name:  "admin",
+		Usage: "administer accounts and invite codes on a running PDS",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "invite",
+				Usage: "create an invite code",
+				Flags: append([]cli.Flag{&cli.IntFlag{Name: "uses", Value: 1, Usage: "how many accounts the code can create"}}, flags...),
+				Action: func(cctx *cli.Context) error {
+					var out struct {
+						Code string `json:"code"`
+					}
+					if err := adminCall(cctx, "com.atproto.server.createInviteCode", map[string]any{"useCount": cctx.Int("uses")}, &out); err != nil {
+						return err
+					}
+					fmt.Fprintln(cctx.App.Writer, out.Code)
+					return nil
+				},
+			},
+			{
+				Name:      "takedown",
+				Usage:     "take an account down (its repo stops being served; #account takendown)",
+				ArgsUsage: "DID",
+				Flags:     flags,
+				Action: func(cctx *cli.Context) error {
+					d, err := did(cctx)
+					if err != nil {
+						return err
+					}
+					return adminTakedown(cctx, d, true)
+				},
+			},
+			{
+				Name:      "restore",
+				Usage:     "lift a takedown",
+				ArgsUsage: "DID",
+				Flags:     flags,
+				Action: func(cctx *cli.Context) error {
+					d, err := did(cctx)
+					if err != nil {
+						return err
+					}
+					return adminTakedown(cctx, d, false)
+				},
+			},
+			{
+				Name:      "status",
+				Usage:     "show an account's takedown status",
+				ArgsUsage: "DID",
+				Flags:     flags,
+				Action: func(cctx *cli.Context) error {
+					d, err := did(cctx)
+					if err != nil {
+						return err
+					}
+					c, err := adminClient(cctx)
+					if err != nil {
+						return err
+					}
+					var out json.RawMessage
+					if err := c.Query(cctx.Context, "com.atproto.admin.getSubjectStatus", "", url.Values{"did": {d.String()}}, &out); err != nil {
+						return err
+					}
+					fmt.Fprintln(cctx.App.Writer, string(out))
+					return nil
+				},
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete an account's data (#account deleted); cannot be undone",
+				ArgsUsage: "DID",
+				Flags:     append([]cli.Flag{&cli.BoolFlag{Name: "yes", Usage: "confirm the deletion"}}, flags...),
+				Action: func(cctx *cli.Context) error {
+					d, err := did(cctx)
+					if err != nil {
+						return err
+					}
+					if !cctx.Bool("yes") {
+						return errors.New("deleting an account cannot be undone: add --yes to confirm")
+					}
+					if err := adminCall(cctx, "com.atproto.admin.deleteAccount", map[string]any{"did": d.String()}, nil); err != nil {
+						return err
+					}
+					fmt.Fprintf(cctx.App.Writer, "deleted %s\n", d)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+func adminClient(cctx *cli.Context) (*xrpc.Client, error) {
+	c, err := xrpc.NewClient(cctx.String("pds"))
+	if err != nil {
+		return nil, fmt.Errorf("--pds (HEARTH_PDS_URL): %w", err)
+	}
+	pw := cctx.String("admin-password")
+	if pw == "" {
+		b, err := os.ReadFile(filepath.Join(cctx.String("data-dir"), "admin-password"))
+		if err != nil {
+			return nil, fmt.Errorf("no --admin-password (HEARTH_ADMIN_PASSWORD) and none in --data-dir: %w", err)
+		}
+		pw = strings.TrimSpace(string(b))
+	}
+	c.AdminPassword = pw
+	return c, nil
+}
+
+func adminCall(cctx *cli.Context, nsid string, in, out any) error {
+	c, err := adminClient(cctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cctx.Context, 30*time.Second)
+	defer cancel()
+	return c.Procedure(ctx, nsid, "", in, out)
+}
+
+func adminTakedown(cctx *cli.Context, did syntax.DID, applied bool) error {
+	err := adminCall(cctx, "com.atproto.admin.updateSubjectStatus", map[string]any{
+		"subject":  map[string]any{"$type": "com.atproto.admin.defs#repoRef", "did": did.String()},
+		"takedown": map[string]any{"applied": applied},
+	}, nil)
+	if err != nil {
+		return err
+	}
+	verb := "restored"
+	if applied {
+		verb = "took down"
+	}
+	fmt.Fprintf(cctx.App.Writer, "%s %s\n", verb, did)
+	return nil
+}
