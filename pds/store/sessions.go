@@ -49,16 +49,6 @@ func (t *Tx) TakeRefreshToken(id string) (*RefreshToken, error) {
 	return &r, nil
 }
 
-// RefreshTokenValid reports whether a refresh token is still stored and unexpired.
-func (s *Store) RefreshTokenValid(ctx context.Context, id string) (bool, error) {
-	var ms int64
-	err := s.db.Read.QueryRowContext(ctx, `SELECT expires_ms FROM refresh_tokens WHERE id = ?`, id).Scan(&ms)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil && time.Now().Before(time.UnixMilli(ms)), err
-}
-
 // DeleteRefreshToken revokes one refresh token.
 func (t *Tx) DeleteRefreshToken(id string) error {
 	_, err := t.exec(`DELETE FROM refresh_tokens WHERE id = ?`, id)
@@ -110,9 +100,3 @@ func (s *Store) AppPasswords(ctx context.Context, did string) ([]AppPassword, er
 	return out, rows.Err()
 }
 
-// AppPasswordExists reports whether the named app password is still there.
-func (s *Store) AppPasswordExists(ctx context.Context, did, name string) (bool, error) {
-	var n int
-	err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM app_passwords WHERE did = ? AND name = ?`, did, name).Scan(&n)
-	return n > 0, err
-}
