@@ -99,4 +99,3 @@ func (s *Store) AppPasswords(ctx context.Context, did string) ([]AppPassword, er
 	}
 	return out, rows.Err()
 }
-
