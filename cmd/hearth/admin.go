@@ -50,32 +50,8 @@ func adminCommand() *cli.Command {
 					return nil
 				},
 			},
-			{
-				Name:      "takedown",
-				Usage:     "take an account down (its repo stops being served; #account takendown)",
-				ArgsUsage: "DID",
-				Flags:     flags,
-				Action: func(cctx *cli.Context) error {
-					d, err := did(cctx)
-					if err != nil {
-						return err
-					}
-					return adminTakedown(cctx, d, true)
-				},
-			},
-			{
-				Name:      "restore",
-				Usage:     "lift a takedown",
-				ArgsUsage: "DID",
-				Flags:     flags,
-				Action: func(cctx *cli.Context) error {
-					d, err := did(cctx)
-					if err != nil {
-						return err
-					}
-					return adminTakedown(cctx, d, false)
-				},
-			},
+			takedownCommand("takedown", "take an account down (its repo stops being served; #account takendown)", true, flags, did),
+			takedownCommand("restore", "lift a takedown", false, flags, did),
 			{
 				Name:      "status",
 				Usage:     "show an account's takedown status",
@@ -118,6 +94,23 @@ func adminCommand() *cli.Command {
 					return nil
 				},
 			},
+		},
+	}
+}
+
+// takedownCommand applies (takedown) or lifts (restore) an account takedown.
+func takedownCommand(name, usage string, applied bool, flags []cli.Flag, did func(*cli.Context) (syntax.DID, error)) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "DID",
+		Flags:     flags,
+		Action: func(cctx *cli.Context) error {
+			d, err := did(cctx)
+			if err != nil {
+				return err
+			}
+			return adminTakedown(cctx, d, applied)
 		},
 	}
 }
