@@ -29,7 +29,8 @@ type fakeSource struct {
 	last    int64
 	pad     int // bytes of padding in each frame
 
-	reads   atomic.Int64 // EventsAfter calls
+	reads   atomic.Int64 // EventsPage calls
+	maxPage int64        // most frame bytes returned by one EventsPage call
 	prunes  chan time.Time
 	readErr error
 }
@@ -84,7 +85,7 @@ func (f *fakeSource) addAt(tb testing.TB, n int, at time.Time) int64 {
 
 func (f *fakeSource) add(tb testing.TB, n int) int64 { return f.addAt(tb, n, time.Now()) }
 
-func (f *fakeSource) EventsAfter(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+func (f *fakeSource) EventsPage(ctx context.Context, after int64, limit int, maxBytes int64) ([]store.Event, error) {
 	f.reads.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,15 +93,27 @@ func (f *fakeSource) EventsAfter(ctx context.Context, after int64, limit int) ([
 		return nil, f.readErr
 	}
 	var out []store.Event
+	var total int64
 	for _, e := range f.evs {
 		if e.Seq > after {
 			out = append(out, e)
-			if len(out) == limit {
+			total += int64(len(e.Frame))
+			if len(out) == limit || (maxBytes > 0 && total >= maxBytes) {
 				break
 			}
 		}
 	}
+	if total > f.maxPage {
+		f.maxPage = total
+	}
 	return out, nil
+}
+
+// largestPage is the most frame bytes one EventsPage call returned.
+func (f *fakeSource) largestPage() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxPage
 }
 
 func (f *fakeSource) OldestEvent(ctx context.Context) (int64, time.Time, error) {

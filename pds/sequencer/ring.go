@@ -12,6 +12,9 @@ type entry struct {
 	frame []byte
 }
 
+// size is what the entry pins in memory, as counted against the ring's byte budget.
+func (e *entry) size() int64 { return int64(len(e.hdr) + len(e.frame)) }
+
 // ringState says where a subscriber stands relative to the ring.
 type ringState int
 
@@ -24,9 +27,12 @@ const (
 	ringBehind
 )
 
-// ring holds the most recent frames, in seq order. Its invariant: every event with
-// floor < seq <= last is in buf, so a subscriber whose position is at least floor can
-// be served from memory without a gap.
+// ring holds the most recent frames, in seq order, bounded both by entry count (len(buf))
+// and by bytes (maxBytes), so a burst of large commits cannot pin unbounded memory. Its
+// invariant: every event with floor < seq <= last is in buf, so a subscriber whose
+// position is at least floor can be served from memory without a gap. Eviction, by
+// either bound, only ever drops the oldest entry and raises floor to its seq; a
+// subscriber left below floor pages from the Source instead.
 //
 // Only the tail goroutine appends; subscribers read under the read lock. Waiters are
 // woken by closing wake, which is replaced on every append (so Notify and the tail never
@@ -39,10 +45,13 @@ type ring struct {
 	floor int64
 	last  int64
 	wake  chan struct{}
+	// bytes is the sum of size() over the held entries; it never exceeds maxBytes.
+	bytes    int64
+	maxBytes int64
 }
 
-func newRing(size int) *ring {
-	return &ring{buf: make([]entry, size), wake: make(chan struct{})}
+func newRing(size int, maxBytes int64) *ring {
+	return &ring{buf: make([]entry, size), maxBytes: maxBytes, wake: make(chan struct{})}
 }
 
 // reset empties the ring at position seq (the last event that exists before it starts).
@@ -50,8 +59,15 @@ func (r *ring) reset(seq int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.buf)
-	r.start, r.n = 0, 0
+	r.start, r.n, r.bytes = 0, 0, 0
 	r.floor, r.last = seq, seq
+}
+
+// heldBytes is the memory the held entries pin (tests).
+func (r *ring) heldBytes() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.bytes
 }
 
 // lastSeq is the newest seq the ring knows about.
@@ -68,8 +84,8 @@ func (r *ring) floorSeq() int64 {
 	return r.floor
 }
 
-// append adds entries (in increasing seq order, newer than last), evicting the oldest,
-// and wakes every waiter.
+// append adds entries (in increasing seq order, newer than last), evicting the oldest
+// while either bound would be exceeded, and wakes every waiter.
 func (r *ring) append(es []entry) {
 	if len(es) == 0 {
 		return
@@ -79,19 +95,35 @@ func (r *ring) append(es []entry) {
 		if e.seq <= r.last {
 			continue
 		}
-		if r.n == len(r.buf) {
-			r.floor = r.buf[r.start].seq
-			r.buf[r.start] = entry{}
-			r.start = (r.start + 1) % len(r.buf)
-			r.n--
+		size := e.size()
+		for r.n > 0 && (r.n == len(r.buf) || r.bytes+size > r.maxBytes) {
+			r.evictOldestLocked()
+		}
+		if size > r.maxBytes {
+			// A frame larger than the whole budget is not kept: the ring is empty now, and
+			// moving floor past it keeps the invariant, so subscribers read it from the
+			// Source like any other evicted event.
+			r.floor, r.last = e.seq, e.seq
+			continue
 		}
 		r.buf[(r.start+r.n)%len(r.buf)] = e
 		r.n++
+		r.bytes += size
 		r.last = e.seq
 	}
 	close(r.wake)
 	r.wake = make(chan struct{})
 	r.mu.Unlock()
+}
+
+// evictOldestLocked drops the oldest entry; floor becomes its seq so the invariant holds.
+func (r *ring) evictOldestLocked() {
+	old := &r.buf[r.start]
+	r.floor = old.seq
+	r.bytes -= old.size()
+	*old = entry{}
+	r.start = (r.start + 1) % len(r.buf)
+	r.n--
 }
 
 // read appends to dst up to max entries with seq > after. It also returns the newest

@@ -26,8 +26,10 @@ import (
 
 // Source is where events are read from; *store.Store satisfies it.
 type Source interface {
-	// EventsAfter returns up to limit events with seq > after, in seq order.
-	EventsAfter(ctx context.Context, after int64, limit int) ([]store.Event, error)
+	// EventsPage returns events with seq > after, in seq order: at most limit of them,
+	// and none after the frames read so far total maxBytes or more (so a page holds at
+	// most maxBytes plus one frame; the first event is returned however large it is).
+	EventsPage(ctx context.Context, after int64, limit int, maxBytes int64) ([]store.Event, error)
 	// OldestEvent returns the lowest kept seq and its time; store.ErrNotFound when empty.
 	OldestEvent(ctx context.Context) (int64, time.Time, error)
 	// PruneEvents deletes events created before the given time and returns how many.
@@ -49,8 +51,15 @@ type Config struct {
 	MaxLag int
 	// BufferSize is how many recent frames are kept in memory (default 4096).
 	BufferSize int
+	// BufferBytes caps the bytes of the frames kept in memory (default 32 MiB): with
+	// commits of up to megabytes each, BufferSize alone could pin gigabytes. The oldest
+	// frames are dropped first; subscribers behind them replay from the Source.
+	BufferBytes int64
 	// PageSize is how many events one replay read fetches from the Source (default 500).
 	PageSize int
+	// PageBytes caps the frame bytes of one read from the Source (default 4 MiB), for
+	// the tail and for every replaying subscriber alike.
+	PageBytes int64
 }
 
 // Defaults for Config.
@@ -60,7 +69,9 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultMaxLag       = 10000
 	DefaultBufferSize   = 4096
+	DefaultBufferBytes  = 32 << 20
 	DefaultPageSize     = 500
+	DefaultPageBytes    = 4 << 20
 )
 
 // Error and info names sent on the stream (subscribeRepos lexicon).
@@ -89,10 +100,33 @@ func (c Config) withDefaults() Config {
 	if c.BufferSize <= 0 {
 		c.BufferSize = DefaultBufferSize
 	}
+	if c.BufferBytes <= 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
 	if c.PageSize <= 0 {
 		c.PageSize = DefaultPageSize
 	}
+	if c.PageBytes <= 0 {
+		c.PageBytes = DefaultPageBytes
+	}
 	return c
+}
+
+// readPage reads the next page of events after `after` within both page bounds, and
+// reports whether the page was cut by a bound (more events may follow at once).
+func (s *Sequencer) readPage(ctx context.Context, after int64) ([]store.Event, bool, error) {
+	evs, err := s.src.EventsPage(ctx, after, s.cfg.PageSize, s.cfg.PageBytes)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(evs) >= s.cfg.PageSize {
+		return evs, true, nil
+	}
+	var n int64
+	for i := range evs {
+		n += int64(len(evs[i].Frame))
+	}
+	return evs, n >= s.cfg.PageBytes, nil
 }
 
 // Sequencer fans stored firehose events out to websocket subscribers.
@@ -148,7 +182,7 @@ func New(src Source, log *slog.Logger, cfg Config) *Sequencer {
 		},
 		writeBatch: ringBatch,
 		notify:     make(chan struct{}, 1),
-		ring:       newRing(cfg.BufferSize),
+		ring:       newRing(cfg.BufferSize, cfg.BufferBytes),
 		base:       base,
 		cancelBase: cancel,
 		subs:       make(map[*subscriber]struct{}),
@@ -195,7 +229,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 	var batch []entry
 	for {
 		for {
-			evs, err := s.src.EventsAfter(ctx, after, s.cfg.PageSize)
+			evs, full, err := s.readPage(ctx, after)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -217,7 +251,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 			if len(evs) > 0 {
 				after = evs[len(evs)-1].Seq
 			}
-			if len(evs) < s.cfg.PageSize {
+			if !full {
 				break
 			}
 		}

@@ -23,7 +23,7 @@ import (
 
 func TestRing(t *testing.T) {
 	t.Run("wraps and keeps the floor", func(t *testing.T) {
-		r := newRing(4)
+		r := newRing(4, 1<<20)
 		r.reset(10)
 		_, st, last, wake := r.read(10, nil, 10)
 		require.Equal(t, ringCaughtUp, st)
@@ -49,7 +49,7 @@ func TestRing(t *testing.T) {
 		require.Equal(t, ringCaughtUp, st)
 	})
 	t.Run("skips stale entries", func(t *testing.T) {
-		r := newRing(4)
+		r := newRing(4, 1<<20)
 		r.reset(5)
 		r.append([]entry{{seq: 4}, {seq: 5}, {seq: 6}})
 		ents, _, _, _ := r.read(5, nil, 10)

@@ -321,7 +321,7 @@ func (s *Sequencer) pump(ctx context.Context, sub *subscriber, st start) string 
 				}
 			}
 		case ringBehind:
-			evs, err := s.src.EventsAfter(ctx, pos, s.cfg.PageSize)
+			evs, _, err := s.readPage(ctx, pos)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ""

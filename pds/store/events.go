@@ -16,18 +16,33 @@ type Event struct {
 
 // EventsAfter returns up to limit events with seq > after, in seq order.
 func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+	return s.EventsPage(ctx, after, limit, 0)
+}
+
+// EventsPage returns events with seq > after, in seq order: at most limit of them, and
+// none after the frames read so far total maxBytes or more (0: no byte bound). A page
+// thus holds at most maxBytes plus one frame, and always at least one event when any
+// follows, so a reader makes progress whatever the frame sizes.
+func (s *Store) EventsPage(ctx context.Context, after int64, limit int, maxBytes int64) ([]Event, error) {
 	rows, err := s.db.Read.QueryContext(ctx, `SELECT seq, kind, frame FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]Event, 0, limit)
+	// Frames can be megabytes each: do not preallocate for limit of them.
+	out := make([]Event, 0, min(limit, 64))
+	var total int64
 	for rows.Next() {
 		var e Event
 		if err := rows.Scan(&e.Seq, &e.Kind, &e.Frame); err != nil {
 			return nil, err
 		}
 		out = append(out, e)
+		total += int64(len(e.Frame))
+		if maxBytes > 0 && total >= maxBytes {
+			// Stop stepping the statement: the rows not read are never copied out.
+			break
+		}
 	}
 	return out, rows.Err()
 }
