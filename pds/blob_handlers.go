@@ -25,23 +25,29 @@ func (s *Server) handleUploadBlob(w http.ResponseWriter, r *http.Request) error 
 	if r.ContentLength > s.cfg.MaxBlobBytes {
 		return xrpc.Errorf(http.StatusRequestEntityTooLarge, "BlobTooLarge", "blob is larger than the %d byte limit", s.cfg.MaxBlobBytes)
 	}
-	up, err := s.blobs.Put(ctx, c.DID, r.Body, s.cfg.MaxBlobBytes)
+	// The row is written under the blob's lock (Put's commit), so garbage collection of
+	// the same bytes cannot delete the file between its rename and its row.
+	var stored store.BlobMeta
+	_, err := s.blobs.Put(ctx, c.DID, r.Body, s.cfg.MaxBlobBytes, func(up blobs.Upload) error {
+		mime := blobMIME(up.Sniffed, r.Header.Get("Content-Type"))
+		return s.store.Write(ctx, func(tx *store.Tx) error {
+			var err error
+			stored, err = tx.PutBlob(c.DID, store.BlobMeta{CID: up.CID, MIME: mime, Size: up.Size})
+			return err
+		})
+	})
 	if errors.Is(err, blobs.ErrTooLarge) {
 		return xrpc.Errorf(http.StatusRequestEntityTooLarge, "BlobTooLarge", "blob is larger than the %d byte limit", s.cfg.MaxBlobBytes)
 	} else if err != nil {
 		return err
 	}
-	mime := blobMIME(up.Sniffed, r.Header.Get("Content-Type"))
-	if err := s.store.Write(ctx, func(tx *store.Tx) error {
-		return tx.PutBlob(c.DID, store.BlobMeta{CID: up.CID, MIME: mime, Size: up.Size})
-	}); err != nil {
-		return err
-	}
+	// Answer with what is stored: the same bytes uploaded again keep their first MIME
+	// type, and records are checked against the stored one.
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"blob": map[string]any{
 		"$type":    "blob",
-		"ref":      map[string]string{"$link": up.CID.String()},
-		"mimeType": mime,
-		"size":     up.Size,
+		"ref":      map[string]string{"$link": stored.CID.String()},
+		"mimeType": stored.MIME,
+		"size":     stored.Size,
 	}})
 	return nil
 }
@@ -179,38 +185,89 @@ func (s *Server) handleListMissingBlobs(w http.ResponseWriter, r *http.Request) 
 // collectBlobGarbage deletes blobs no record references once their grace period is
 // over (uploads never used, and blobs whose last record was deleted).
 func (s *Server) collectBlobGarbage(ctx context.Context) (int, error) {
+	return s.collectBlobGarbageBefore(ctx, time.Now().Add(-s.cfg.BlobGrace), nil)
+}
+
+// blobStillStored is the blob store's keep check: bytes whose row exists again (the
+// same bytes uploaded after garbage collection took the row) must stay.
+func (s *Server) blobStillStored(ctx context.Context, did string, c cid.Cid) (bool, error) {
+	return s.store.HasBlob(ctx, did, c)
+}
+
+// collectBlobGarbageBefore takes the rows of garbage blobs uploaded before cutoff, then
+// removes their bytes unless a re-upload recorded them again meanwhile: the bytes are
+// content-addressed, so a re-upload writes the very file being collected. That check
+// runs under the blob's lock, which an upload holds from writing the file to writing
+// its row. taken, when set, runs after each batch of rows is taken (tests).
+func (s *Server) collectBlobGarbageBefore(ctx context.Context, cutoff time.Time, taken func([]store.GarbageBlob)) (int, error) {
+	const batch = 500
 	total := 0
 	for {
 		var garbage []store.GarbageBlob
 		err := s.store.Write(ctx, func(tx *store.Tx) error {
 			var err error
-			garbage, err = tx.TakeGarbageBlobs(time.Now().Add(-s.cfg.BlobGrace), 500)
+			garbage, err = tx.TakeGarbageBlobs(cutoff, batch)
 			return err
 		})
 		if err != nil {
 			return total, err
 		}
+		if taken != nil {
+			taken(garbage)
+		}
 		for _, g := range garbage {
-			if err := s.blobs.Delete(ctx, g.DID, g.CID); err != nil {
+			removed, err := s.blobs.DeleteUnless(ctx, g.DID, g.CID, func() (bool, error) {
+				return s.blobStillStored(ctx, g.DID, g.CID)
+			})
+			if err != nil {
+				// The row is gone; the start-up sweep removes the file later.
 				s.log.Warn("deleting blob bytes", "did", g.DID, "cid", g.CID, "err", err)
+			} else if removed {
+				total++
 			}
 		}
-		total += len(garbage)
-		if len(garbage) < 500 {
+		if len(garbage) < batch {
 			return total, nil
 		}
 	}
 }
 
-// runBlobGC collects blob garbage periodically until ctx is done.
+// sweepBlobFiles removes blob files that have no row and are older than the grace
+// period: the bytes of uploads that a crash (or a failed row write) cut off between
+// writing the file and recording it, and of collections whose file removal failed.
+func (s *Server) sweepBlobFiles(ctx context.Context) (int, error) {
+	return s.blobs.Sweep(ctx, time.Now().Add(-s.cfg.BlobGrace), func(did string, c cid.Cid) (bool, error) {
+		return s.blobStillStored(ctx, did, c)
+	})
+}
+
+// blobSweepInterval is how often blob files are reconciled with their rows after the
+// start-up pass. The walk touches every file, so it runs far less often than garbage
+// collection, which only ever needs the rows.
+const blobSweepInterval = 24 * time.Hour
+
+// runBlobGC reconciles blob files with their rows at start-up and daily, and collects
+// blob garbage periodically, until ctx is done.
 func (s *Server) runBlobGC(ctx context.Context) {
+	sweep := func() {
+		if n, err := s.sweepBlobFiles(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeping blob files", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted blob files without a record", "count", n)
+		}
+	}
+	sweep()
 	every := min(max(s.cfg.BlobGrace/4, time.Second), 10*time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	daily := time.NewTicker(blobSweepInterval)
+	defer daily.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-daily.C:
+			sweep()
 		case <-t.C:
 			if n, err := s.collectBlobGarbage(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("blob garbage collection", "err", err)

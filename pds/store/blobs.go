@@ -16,18 +16,46 @@ type BlobMeta struct {
 	Size int64
 }
 
-// PutBlob records an uploaded blob (idempotent: re-uploading keeps the first row).
-func (t *Tx) PutBlob(did string, b BlobMeta) error {
-	_, err := t.exec(`INSERT INTO blobs (did, cid, mime, size, created_ms) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (did, cid) DO UPDATE SET created_ms = excluded.created_ms`,
-		did, b.CID.Bytes(), b.MIME, b.Size, t.now.UnixMilli())
-	return err
+// PutBlob records an uploaded blob and returns the metadata stored for it. It is
+// idempotent: re-uploading restarts the grace period but keeps the first row's MIME
+// type, which records may already name, so callers must report the returned metadata
+// rather than what they computed for this upload.
+func (t *Tx) PutBlob(did string, b BlobMeta) (BlobMeta, error) {
+	stored := BlobMeta{CID: b.CID}
+	err := t.queryRow(`INSERT INTO blobs (did, cid, mime, size, created_ms) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (did, cid) DO UPDATE SET created_ms = excluded.created_ms
+		RETURNING mime, size`,
+		did, b.CID.Bytes(), b.MIME, b.Size, t.now.UnixMilli()).Scan(&stored.MIME, &stored.Size)
+	if err != nil {
+		return BlobMeta{}, err
+	}
+	return stored, nil
 }
 
 // HasBlob reports whether did uploaded the blob.
 func (t *Tx) HasBlob(did string, c cid.Cid) (bool, error) {
 	var n int
 	err := t.queryRow(`SELECT count(*) FROM blobs WHERE did = ? AND cid = ?`, did, c.Bytes()).Scan(&n)
+	return n > 0, err
+}
+
+// BlobMeta returns the stored metadata of a blob did uploaded; ErrNotFound if none.
+func (t *Tx) BlobMeta(did string, c cid.Cid) (*BlobMeta, error) {
+	m := BlobMeta{CID: c}
+	err := t.queryRow(`SELECT mime, size FROM blobs WHERE did = ? AND cid = ?`, did, c.Bytes()).Scan(&m.MIME, &m.Size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// HasBlob reports whether a blobs row for did's blob c is committed, outside any write
+// transaction (the blob store asks it under the blob's lock before removing bytes).
+func (s *Store) HasBlob(ctx context.Context, did string, c cid.Cid) (bool, error) {
+	var n int
+	err := s.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE did = ? AND cid = ?`, did, c.Bytes()).Scan(&n)
 	return n > 0, err
 }
 
