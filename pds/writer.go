@@ -13,6 +13,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/repo/mst"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
 	"github.com/hearth-social/hearth/repo"
@@ -28,6 +29,8 @@ import (
 type writer struct {
 	store *store.Store
 	log   *slog.Logger
+	// lex gives the lexicon constraints of blob fields (see blobref.go).
+	lex *lexicons.Catalog
 
 	mu      sync.Mutex
 	states  map[string]*list.Element // did -> element holding *repoState
@@ -50,7 +53,7 @@ type repoState struct {
 }
 
 func newWriter(st *store.Store, log *slog.Logger, maxCached, maxKeys int) *writer {
-	return &writer{store: st, log: log, states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
+	return &writer{store: st, log: log, lex: lexicons.NewCatalog(), states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
 }
 
 // acquire returns the locked state for did.
@@ -152,21 +155,39 @@ type commitRequest struct {
 var errBlobNotUploaded = errors.New("record references a blob that was not uploaded")
 
 // putBlobRefs records which blobs each written record references, in the commit's
-// transaction, refusing references to blobs that were never uploaded.
-func putBlobRefs(tx *store.Tx, did, rev string, writes []repo.Write, refs map[string][]cid.Cid) error {
+// transaction, refusing references to blobs that were never uploaded and refs (uses,
+// from recordBlobUses) that differ from the stored blob or break their field's
+// constraints. Checking here, in the transaction that adds the references, means no
+// deletion of the blob can slip in between check and commit.
+func putBlobRefs(tx *store.Tx, did, rev string, writes []repo.Write, refs map[string][]cid.Cid, uses map[string][]blobUse) error {
 	for _, w := range writes {
 		path := w.Path()
 		cids := refs[path]
 		if w.Action == repo.ActionCreate && len(cids) == 0 {
 			continue // a fresh path has no old references to clear
 		}
-		for _, c := range cids {
-			ok, err := tx.HasBlob(did, c)
-			if err != nil {
-				return err
+		if us, ok := uses[path]; ok {
+			for _, u := range us {
+				stored, err := tx.BlobMeta(did, cid.Cid(u.Blob.Ref))
+				if errors.Is(err, store.ErrNotFound) {
+					stored = nil
+				} else if err != nil {
+					return err
+				}
+				if err := checkBlobUse(path, u, stored); err != nil {
+					return err
+				}
 			}
-			if !ok {
-				return fmt.Errorf("%w: %s in %s", errBlobNotUploaded, c, path)
+		} else {
+			// No record to check refs against (a write by CID): existence only.
+			for _, c := range cids {
+				ok, err := tx.HasBlob(did, c)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return fmt.Errorf("%w: %s in %s", errBlobNotUploaded, c, path)
+				}
 			}
 		}
 		if err := tx.SetRecordBlobs(did, path, rev, cids); err != nil {
@@ -174,6 +195,18 @@ func putBlobRefs(tx *store.Tx, did, rev string, writes []repo.Write, refs map[st
 		}
 	}
 	return nil
+}
+
+// blobUses finds the blobs of the request's records and their fields' constraints.
+func (w *writer) blobUses(req commitRequest) (map[string][]blobUse, error) {
+	if len(req.Blobs) == 0 {
+		return nil, nil
+	}
+	cat, err := w.lex.Load()
+	if err != nil {
+		return nil, err
+	}
+	return recordBlobUses(cat, req.Writes, req.Blobs)
 }
 
 // commitResult is what a write handler reports back.
@@ -186,6 +219,11 @@ type commitResult struct {
 
 // commit applies writes to did's repository and returns once the commit is durable.
 func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) (*commitResult, error) {
+	// Decoding records and walking schemas needs no lock: done before taking the account's.
+	uses, err := w.blobUses(req)
+	if err != nil {
+		return nil, err
+	}
 	st := w.acquire(did.String())
 	defer w.release(st)
 	if err := w.load(ctx, st); err != nil {
@@ -214,7 +252,7 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		if err := tx.PutCommit(sc); err != nil {
 			return err
 		}
-		if err := putBlobRefs(tx, did.String(), res.Rev, req.Writes, req.Blobs); err != nil {
+		if err := putBlobRefs(tx, did.String(), res.Rev, req.Writes, req.Blobs, uses); err != nil {
 			return err
 		}
 		_, err := tx.AppendEvent(did.String(), sequencer.TypeCommit, func(seq int64) ([]byte, error) {
