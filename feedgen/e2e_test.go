@@ -47,6 +47,7 @@ func startPDS(t *testing.T) *hearth {
 	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
 	cfg.AdminPassword = "admin-pw"
 	cfg.PasswordCost = 1 << 10
+	cfg.RateLimits.Bypass = []string{"127.0.0.1"} // the test's clients are on loopback
 	srv, err := pds.New(ctx, cfg, quiet)
 	require.NoError(t, err)
 	ts.Config.Handler = srv.Handler()

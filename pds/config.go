@@ -2,11 +2,13 @@ package pds
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/ratelimit"
 )
 
 // Config is everything the PDS needs to run. cmd/hearth maps flags onto it.
@@ -59,6 +61,40 @@ type Config struct {
 	// ProxyAllowPrivate lets proxied requests and did:web fetches reach loopback and
 	// private addresses. For development and tests only (it opens the proxy to SSRF).
 	ProxyAllowPrivate bool
+	// RateLimits are the per-client request limits (ratelimit.go).
+	RateLimits RateLimits
+}
+
+// RateLimits configures per-client rate limits. Each list holds every limit of one kind
+// (e.g. per hour and per day); an empty list is no limit of that kind.
+type RateLimits struct {
+	// Disabled turns every limit off.
+	Disabled bool
+	// Bypass lists client addresses that are never limited: IPs ("127.0.0.1") or CIDR
+	// prefixes ("10.0.0.0/8"). Validate rewrites each as a prefix.
+	Bypass []string
+	// BypassSecret, when set, exempts requests whose x-ratelimit-bypass header carries it
+	// (migration tools, as with the reference PDS).
+	BypassSecret string
+	// TrustForwardedFor takes the client address from the last X-Forwarded-For entry
+	// instead of the connection (only behind a reverse proxy that sets it).
+	TrustForwardedFor bool
+	// Global counts every XRPC request (proxied ones too) per client IP.
+	Global []ratelimit.Limit
+	// CreateAccount counts sign-ups per client IP.
+	CreateAccount []ratelimit.Limit
+	// CreateSession counts logins per identifier (lower-cased handle, email or DID).
+	CreateSession []ratelimit.Limit
+	// RepoWrites counts record write points per account: create 3, update 2, delete 1.
+	RepoWrites []ratelimit.Limit
+	// UploadBlob counts uploads per account.
+	UploadBlob []ratelimit.Limit
+	// EmailRequests counts the methods that send an email or check an emailed token,
+	// together, per account (per IP for the unauthenticated ones).
+	EmailRequests []ratelimit.Limit
+	// MaxKeys caps the clients each limit tracks at once (memory stays bounded; past it
+	// the oldest window is forgotten).
+	MaxKeys int
 }
 
 // DefaultConfig returns the local, offline defaults.
@@ -74,6 +110,18 @@ func DefaultConfig() Config {
 		BlobGrace:      6 * time.Hour,
 		EventRetention: 72 * time.Hour,
 		Version:        "dev",
+		// The global, login and repo-write limits are the reference PDS's. It allows 100
+		// sign-ups per 5 minutes per IP; a small server wants far fewer (an operator can
+		// raise them). Uploads and email requests get limits of their own.
+		RateLimits: RateLimits{
+			Global:        []ratelimit.Limit{{Points: 3000, Window: 5 * time.Minute}},
+			CreateAccount: []ratelimit.Limit{{Points: 10, Window: 5 * time.Minute}, {Points: 100, Window: 24 * time.Hour}},
+			CreateSession: []ratelimit.Limit{{Points: 30, Window: 5 * time.Minute}, {Points: 300, Window: 24 * time.Hour}},
+			RepoWrites:    []ratelimit.Limit{{Points: 5000, Window: time.Hour}, {Points: 35000, Window: 24 * time.Hour}},
+			UploadBlob:    []ratelimit.Limit{{Points: 1000, Window: 24 * time.Hour}},
+			EmailRequests: []ratelimit.Limit{{Points: 15, Window: time.Hour}, {Points: 50, Window: 24 * time.Hour}},
+			MaxKeys:       ratelimit.DefaultMaxKeys,
+		},
 	}
 }
 
@@ -138,5 +186,55 @@ func (c *Config) Validate() error {
 		}
 		c.AppViewURL = strings.TrimRight(c.AppViewURL, "/")
 	}
+	return c.RateLimits.validate()
+}
+
+// validate checks the rate limits and writes every bypass entry as a CIDR prefix.
+func (rl *RateLimits) validate() error {
+	for _, kind := range []struct {
+		name   string
+		limits []ratelimit.Limit
+	}{
+		{"global", rl.Global}, {"createAccount", rl.CreateAccount}, {"createSession", rl.CreateSession},
+		{"repo writes", rl.RepoWrites}, {"uploadBlob", rl.UploadBlob}, {"email requests", rl.EmailRequests},
+	} {
+		for _, l := range kind.limits {
+			if err := l.Validate(); err != nil {
+				return fmt.Errorf("%s rate limit: %w", kind.name, err)
+			}
+		}
+	}
+	if rl.MaxKeys <= 0 {
+		rl.MaxKeys = ratelimit.DefaultMaxKeys
+	}
+	for i, raw := range rl.Bypass {
+		p, err := parseBypass(raw)
+		if err != nil {
+			return fmt.Errorf("rate limit bypass %q: want an IP address or a CIDR prefix", raw)
+		}
+		rl.Bypass[i] = p.String()
+	}
 	return nil
+}
+
+// parseBypass reads an IP ("127.0.0.1", a one-address prefix) or a CIDR prefix.
+func parseBypass(raw string) (netip.Prefix, error) {
+	raw = strings.TrimSpace(raw)
+	if strings.Contains(raw, "/") {
+		p, err := netip.ParsePrefix(raw)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Client addresses are compared unmapped (::ffff:10.0.0.1 is 10.0.0.1).
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -69,10 +69,14 @@ func (s *Server) handleCreateRecord(w http.ResponseWriter, r *http.Request) erro
 // validationStatus}.
 func (s *Server) commitRecord(w http.ResponseWriter, r *http.Request, did syntax.DID, wr repo.Write, rec *preparedRecord, swap *cid.Cid) error {
 	writes := []repo.Write{wr}
+	if err := s.chargeWrites(r.Context(), did.String(), writePoints(writes)); err != nil {
+		return err
+	}
 	res, err := s.writer.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
+	s.chargePutCreated(r.Context(), did.String(), wr, res)
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
 		"uri":              atURI(did.String(), wr.Collection.String(), wr.RKey.String()),
 		"cid":              res.CIDs[wr.Path()].String(),
@@ -153,6 +157,9 @@ func (s *Server) handleDeleteRecord(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	wr := repo.Write{Action: repo.ActionDelete, Collection: coll, RKey: rkey, SwapRecord: swapRec}
+	if err := s.chargeWrites(ctx, did.String(), pointsDelete); err != nil {
+		return err
+	}
 	res, err := s.writer.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap})
 	if errors.Is(err, repo.ErrRecordNotFound) && swapRec == nil {
 		// Deleting a record that is not there is a no-op, as in the reference PDS.
@@ -230,6 +237,9 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 			wr.Record = recs[i].CBOR
 		}
 		writes[i] = wr
+	}
+	if err := s.chargeWrites(ctx, did.String(), writePoints(writes)); err != nil {
+		return err
 	}
 	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
 	if err != nil {
