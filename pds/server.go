@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/datadir"
 	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/auth"
 	"github.com/hearth-social/hearth/pds/blobs"
@@ -41,6 +41,7 @@ type Server struct {
 	proxy    *proxy
 	tids     *syntax.TIDClock
 	accounts *accountCache
+	signups  *reservations
 	bg       context.CancelFunc
 	bgDone   chan struct{}
 }
@@ -50,8 +51,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
+	if err := datadir.Prepare(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "pds.sqlite"), log.With("component", "store"), store.Options{Synchronous: cfg.Synchronous})
 	if err != nil {
@@ -67,6 +68,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		lex:      lexicons.NewCatalog(),
 		tids:     syntax.NewTIDClock(0),
 		accounts: newAccountCache(10000),
+		signups:  newReservations(),
 	}
 	jwtKey, err := st.Secret(ctx, "jwt-hs256", func() ([]byte, error) {
 		b := make([]byte, 32)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/datadir"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 )
@@ -207,7 +207,7 @@ func runFeedServe(cctx *cli.Context) error {
 	if dataDir == "" {
 		return errors.New("--data-dir (HEARTH_DATA_DIR) must not be empty")
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := datadir.Prepare(dataDir, log); err != nil {
 		return fmt.Errorf("--data-dir (HEARTH_DATA_DIR) %s: %w", dataDir, err)
 	}
 	cfg := feedgen.DefaultConfig()

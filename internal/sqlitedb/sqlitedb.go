@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hearth-social/hearth/internal/datadir"
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
@@ -84,7 +85,13 @@ func dsnCache(file string, opts Options, readOnly bool, cacheKiB int) string {
 
 // Open opens (creating if needed) the database file and applies the migrations found
 // in migrations (files named NNN_name.sql, applied in lexical order, each once).
+//
+// The file and its -wal and -shm companions are created 0600 (and tightened to it when
+// they already exist): a Hearth database holds keys and password hashes.
 func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB, error) {
+	if err := datadir.CreatePrivate(file); err != nil {
+		return nil, fmt.Errorf("open %s: %w", file, err)
+	}
 	w, err := sql.Open("sqlite3", dsn(file, opts, false))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", file, err)
@@ -100,6 +107,14 @@ func Open(ctx context.Context, file string, migrations fs.FS, opts Options) (*DB
 	if !strings.EqualFold(mode, "wal") {
 		w.Close()
 		return nil, fmt.Errorf("open %s: journal_mode is %q, want wal", file, mode)
+	}
+	// SQLite gives new -wal/-shm files the database file's mode; files left by an earlier
+	// run with looser modes are tightened here.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := datadir.TightenIfExists(file + suffix); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("open %s: %w", file, err)
+		}
 	}
 	if opts.BackgroundCheckpoint {
 		// The writer has exactly one long-lived connection, so this reaches it for good.

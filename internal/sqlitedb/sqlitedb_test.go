@@ -2,7 +2,9 @@ package sqlitedb
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -36,4 +38,38 @@ func TestOpenMigratesOnceAndUsesWAL(t *testing.T) {
 	bad := fstest.MapFS{"001_bad.sql": {Data: []byte(`CREATE TABLE (`)}}
 	_, err := Open(ctx, filepath.Join(t.TempDir(), "y.sqlite"), bad, Options{})
 	require.ErrorContains(t, err, "001_bad.sql")
+}
+
+// A database holds keys and password hashes: it and its -wal/-shm files are 0600 under
+// the usual 022 umask, and files left looser by an earlier run are tightened.
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x.sqlite")
+	migs := fstest.MapFS{"001_a.sql": {Data: []byte(`CREATE TABLE a (x INTEGER);`)}}
+	db, err := Open(ctx, path, migs, Options{})
+	require.NoError(t, err)
+	_, err = db.Write.Exec(`INSERT INTO a VALUES (1)`)
+	require.NoError(t, err)
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(f)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), f)
+	}
+	require.NoError(t, db.Close())
+
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(f); err == nil {
+			require.NoError(t, os.Chmod(f, 0o644))
+		}
+	}
+	db, err = Open(ctx, path, migs, Options{})
+	require.NoError(t, err)
+	defer db.Close()
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if info, err := os.Stat(f); err == nil {
+			require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), f)
+		}
+	}
 }
