@@ -77,7 +77,7 @@ func TestAccountLifecycle(t *testing.T) {
 	fh.waitFor(t, "#account takendown", accountEvent(alice.DID, "takendown"))
 	requireXRPCError(t, getPost(), 400, "RepoTakendown")
 	requireXRPCError(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": alice.Password}, ""), 401, "AccountTakedown")
-	requireXRPCError(t, e.post("com.atproto.server.activateAccount", map[string]any{}, alice.Access), 400, "AccountTakedown")
+	requireXRPCError(t, e.post("com.atproto.server.activateAccount", map[string]any{}, alice.Access), 401, "AccountTakedown")
 	s := e.get("com.atproto.admin.getSubjectStatus", url.Values{"did": {alice.DID}}, "admin")
 	requireOK(t, s)
 	require.Equal(t, true, s.JSON["takedown"].(map[string]any)["applied"])

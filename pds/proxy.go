@@ -147,11 +147,8 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 	// anonymously (public views).
 	var c *caller
 	if header != "" || r.Header.Get("Authorization") != "" {
-		if c, err = s.authenticate(r, authUser); err != nil {
+		if c, err = s.authenticate(r, route{auth: authUser}); err != nil {
 			return err
-		}
-		if c.DID == "" {
-			return xrpc.InvalidRequest("admin credentials cannot be used for proxied methods")
 		}
 		if privilegedMethods[nsid.String()] && !privileged(c.Scope) {
 			return xrpc.Errorf(http.StatusBadRequest, "InvalidToken", "%s needs a full session or a privileged app password", nsid)

@@ -131,7 +131,7 @@ func (s *Server) writableRepo(ctx context.Context, raw string) (syntax.DID, erro
 	if err != nil {
 		return "", err
 	}
-	if !c.Admin && c.DID != acct.DID {
+	if c.DID != acct.DID {
 		return "", xrpc.Errorf(http.StatusForbidden, "Forbidden", "you may only write to your own repo")
 	}
 	if !acct.Active() {

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/store"
 )
 
 // authLevel is what a route requires of the caller.
@@ -30,12 +30,20 @@ type route struct {
 	method  string
 	auth    authLevel
 	handler handlerFunc
+	// activeOnly refuses deactivated accounts too (taken-down and deleted accounts are
+	// refused on every authenticated route).
+	activeOnly bool
 }
 
 // buildRoutes is the one routing table: NSID -> method, auth level, handler.
 func (s *Server) buildRoutes() map[string]route {
-	get := func(a authLevel, h handlerFunc) route { return route{http.MethodGet, a, h} }
-	post := func(a authLevel, h handlerFunc) route { return route{http.MethodPost, a, h} }
+	get := func(a authLevel, h handlerFunc) route { return route{method: http.MethodGet, auth: a, handler: h} }
+	post := func(a authLevel, h handlerFunc) route { return route{method: http.MethodPost, auth: a, handler: h} }
+	// postActive is a method an account that deactivated itself may not call until it
+	// reactivates (uploads; repo writes also answer AccountDeactivated from writableRepo).
+	postActive := func(a authLevel, h handlerFunc) route {
+		return route{method: http.MethodPost, auth: a, handler: h, activeOnly: true}
+	}
 	return map[string]route{
 		// com.atproto.server
 		"com.atproto.server.describeServer":        get(authNone, s.handleDescribeServer),
@@ -71,7 +79,7 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.repo.getRecord":        get(authNone, s.handleGetRecord),
 		"com.atproto.repo.listRecords":      get(authNone, s.handleListRecords),
 		"com.atproto.repo.describeRepo":     get(authNone, s.handleDescribeRepo),
-		"com.atproto.repo.uploadBlob":       post(authUser, s.handleUploadBlob),
+		"com.atproto.repo.uploadBlob":       postActive(authUser, s.handleUploadBlob),
 		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
@@ -118,7 +126,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "This is an AT Protocol Personal Data Server (Hearth %s).\n\nMost API routes are under /xrpc/\n", s.cfg.Version)
 	})
-	return s.recoverer(s.cors(mux))
+	return s.recoverer(s.cors(s.limitXRPC(mux)))
 }
 
 func (s *Server) cors(next http.Handler) http.Handler {
@@ -166,13 +174,17 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, xrpc.InvalidRequest("%s expects HTTP %s", nsid, rt.method))
 		return
 	}
-	c, err := s.authenticate(r, rt.auth)
+	c, err := s.authenticate(r, rt)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	if c != nil {
 		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	}
+	if err := s.checkRateLimit(r, nsid, c); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	start := time.Now()
 	if err := rt.handler(w, r); err != nil {
@@ -201,8 +213,14 @@ func authError(err error) error {
 	}
 }
 
-func (s *Server) authenticate(r *http.Request, level authLevel) (*caller, error) {
-	switch level {
+// authenticate checks the caller's credentials for the route and, for every account
+// credential, the account's status from the account cache: a token outlives neither a
+// takedown nor a deletion (both also revoke the stored sessions), and routes marked
+// activeOnly refuse deactivated accounts. Admin Basic auth is accepted on admin routes
+// only: it is not a user and must never write into somebody's repo.
+func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
+	var c *caller
+	switch rt.auth {
 	case authNone:
 		return nil, nil
 	case authAdmin:
@@ -210,34 +228,52 @@ func (s *Server) authenticate(r *http.Request, level authLevel) (*caller, error)
 			return nil, xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "admin authentication required")
 		}
 		return &caller{Admin: true}, nil
-	case authOptional:
-		if r.Header.Get("Authorization") == "" {
+	case authOptional, authUser:
+		if rt.auth == authOptional && r.Header.Get("Authorization") == "" {
 			return nil, nil
-		}
-		fallthrough
-	case authUser:
-		if strings.HasPrefix(r.Header.Get("Authorization"), "Basic ") && auth.CheckAdmin(r, s.cfg.AdminPassword) {
-			return &caller{Admin: true}, nil
 		}
 		tok, err := auth.BearerToken(r)
 		if err != nil {
 			return nil, authError(err)
 		}
-		c, err := s.sessions.CheckAccess(tok)
+		claims, err := s.sessions.CheckAccess(tok)
 		if err != nil {
 			return nil, authError(err)
 		}
-		return &caller{DID: c.Subject, Scope: c.Scope}, nil
+		c = &caller{DID: claims.Subject, Scope: claims.Scope}
 	case authRefresh:
 		tok, err := auth.BearerToken(r)
 		if err != nil {
 			return nil, authError(err)
 		}
-		c, err := s.sessions.CheckRefresh(tok)
+		claims, err := s.sessions.CheckRefresh(tok)
 		if err != nil {
 			return nil, authError(err)
 		}
-		return &caller{DID: c.Subject, Scope: c.Scope, RefreshID: c.ID}, nil
+		c = &caller{DID: claims.Subject, Scope: claims.Scope, RefreshID: claims.ID}
+	default:
+		return nil, fmt.Errorf("unknown auth level %d", rt.auth)
 	}
-	return nil, fmt.Errorf("unknown auth level %d", level)
+	if err := s.checkCallerAccount(r.Context(), c.DID, rt.activeOnly); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkCallerAccount refuses credentials of deleted and taken-down accounts, and of
+// deactivated ones when activeOnly (the reference PDS's checkTakedown/checkDeactivated).
+func (s *Server) checkCallerAccount(ctx context.Context, did string, activeOnly bool) error {
+	acct, err := s.accounts.get(ctx, s.store, did)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
+		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case acct.Status == store.StatusTakendown:
+		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
+	case activeOnly && acct.Status == store.StatusDeactivated:
+		return xrpc.Errorf(http.StatusUnauthorized, "AccountDeactivated", "account is deactivated")
+	}
+	return nil
 }

@@ -3,17 +3,13 @@ package pds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/mail"
 	"strings"
 	"time"
 
-	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -49,112 +45,6 @@ func (s *Server) validateNewHandle(raw string) (syntax.Handle, error) {
 		}
 	}
 	return "", xrpc.Errorf(http.StatusBadRequest, "UnsupportedDomain", "handle must end with one of %s", strings.Join(s.cfg.HandleDomains, ", "))
-}
-
-type createAccountInput struct {
-	Handle     string `json:"handle"`
-	Email      string `json:"email"`
-	Password   string `json:"password"`
-	InviteCode string `json:"inviteCode"`
-	DID        string `json:"did"`
-}
-
-func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	var in createAccountInput
-	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
-		return err
-	}
-	if in.DID != "" {
-		return xrpc.InvalidRequest("bringing an existing DID (account migration) is not supported yet")
-	}
-	handle, err := s.validateNewHandle(in.Handle)
-	if err != nil {
-		return err
-	}
-	if len(in.Password) < 1 || len(in.Password) > 256 {
-		return xrpc.InvalidRequest("password must be 1 to 256 characters")
-	}
-	if in.Email != "" {
-		if _, err := mail.ParseAddress(in.Email); err != nil || strings.ContainsAny(in.Email, " <>") {
-			return xrpc.InvalidRequest("invalid email address")
-		}
-	}
-	if s.cfg.InviteRequired && in.InviteCode == "" {
-		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "an invite code is required")
-	}
-	if taken, err := s.store.HandleExists(ctx, handle.String()); err != nil {
-		return err
-	} else if taken {
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", handle)
-	}
-	if in.Email != "" {
-		if _, err := s.store.AccountByEmail(ctx, in.Email); err == nil {
-			return xrpc.Errorf(http.StatusBadRequest, "InvalidRequest", "email already taken")
-		}
-	}
-	hash, err := s.hasher.Hash(ctx, in.Password)
-	if err != nil {
-		return err
-	}
-	key, err := atcrypto.GeneratePrivateKeyK256()
-	if err != nil {
-		return err
-	}
-	pub, err := key.PublicKey()
-	if err != nil {
-		return err
-	}
-	rotPub, err := s.rotation.PublicKey()
-	if err != nil {
-		return err
-	}
-	op, did, err := identity.NewGenesis(handle.String(), s.cfg.PublicURL, pub, []atcrypto.PublicKey{rotPub}, s.rotation)
-	if err != nil {
-		return fmt.Errorf("building PLC genesis: %w", err)
-	}
-	if err := s.plc.Submit(ctx, did, op); err != nil {
-		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "registering the DID with the PLC directory failed: %v", err)
-	}
-	pair, err := s.sessions.Issue(did.String(), auth.ScopeAccess)
-	if err != nil {
-		return err
-	}
-	acct := &store.Account{DID: did.String(), Handle: handle.String(), Email: in.Email, PasswordHash: hash, SigningKey: key.Bytes()}
-	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		if err := tx.CreateAccount(acct); err != nil {
-			return err
-		}
-		if s.cfg.InviteRequired {
-			if err := tx.UseInviteCode(in.InviteCode, did.String(), tx.Now().UTC().Format(time.RFC3339)); err != nil {
-				return err
-			}
-		}
-		if _, err := genesis(ctx, tx, did, handle.String(), key); err != nil {
-			return err
-		}
-		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: did.String(), Expires: pair.RefreshExpires})
-	})
-	switch {
-	case errors.Is(err, store.ErrHandleTaken):
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", handle)
-	case errors.Is(err, store.ErrEmailTaken):
-		return xrpc.InvalidRequest("email already taken")
-	case errors.Is(err, store.ErrInviteUnavailable):
-		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "invite code not available")
-	case err != nil:
-		return err
-	}
-	s.log.Info("account created", "did", did, "handle", handle)
-	doc, _ := identity.DocFromOp(did, op)
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"handle":     handle.String(),
-		"did":        did.String(),
-		"didDoc":     doc,
-		"accessJwt":  pair.Access,
-		"refreshJwt": pair.Refresh,
-	})
-	return nil
 }
 
 type createSessionInput struct {
@@ -286,9 +176,6 @@ func (s *Server) handleRefreshSession(w http.ResponseWriter, r *http.Request) er
 
 func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error {
 	c := callerFrom(r.Context())
-	if c.Admin {
-		return xrpc.InvalidRequest("admin credentials have no session")
-	}
 	acct, err := s.store.AccountByDID(r.Context(), c.DID)
 	if errors.Is(err, store.ErrNotFound) {
 		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
@@ -321,9 +208,6 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 
 // requireFullAccess refuses app-password sessions for account-management methods.
 func requireFullAccess(c *caller) error {
-	if c.Admin || c.DID == "" {
-		return xrpc.InvalidRequest("this method needs a user session")
-	}
 	if c.Scope != auth.ScopeAccess {
 		return xrpc.Errorf(http.StatusForbidden, "Forbidden", "app passwords cannot do this")
 	}
@@ -506,9 +390,6 @@ func (s *Server) handleCreateInviteCodes(w http.ResponseWriter, r *http.Request)
 
 func (s *Server) handleGetAccountInviteCodes(w http.ResponseWriter, r *http.Request) error {
 	c := callerFrom(r.Context())
-	if c.Admin {
-		return xrpc.InvalidRequest("this method needs a user session")
-	}
 	codes, err := s.store.InviteCodesFor(r.Context(), c.DID)
 	if err != nil {
 		return err

@@ -93,7 +93,9 @@ func startHearth(t *testing.T, bin, dataDir string, ports *[2]int) *hearthProc {
 			base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), plc: fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 		p.cmd = exec.Command(bin, "--log-level", "warn", "serve", "--data-dir", dataDir,
 			"--listen", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--plc-listen", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-			"--admin-password", "x", "--jwt-secret", testJWTSecret)
+			"--admin-password", "x", "--jwt-secret", testJWTSecret,
+			// The conformance client and the crash test's write loops run on loopback.
+			"--rate-limit-bypass", "127.0.0.1")
 		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 		require.NoError(t, p.cmd.Start())
 		go func() { p.cmd.Wait(); close(p.done) }()

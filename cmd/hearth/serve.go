@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-social/hearth/internal/datadir"
+	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
 	"github.com/hearth-social/hearth/pds/identity"
@@ -27,7 +30,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the PDS (with an embedded PLC directory unless --plc-url is set)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the databases, blobs and keys live", EnvVars: []string{"HEARTH_DATA_DIR"}},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
 			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
@@ -45,7 +48,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
 			feedListenFlag(), feedHostnameFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
-		},
+		}, rateLimitFlags()...),
 		Action: runServe,
 	}
 }
@@ -97,6 +100,9 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
 	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
 	c.ProxyAllowPrivate = cctx.Bool("proxy-allow-private")
+	if err := readRateLimitFlags(cctx, &c.RateLimits); err != nil {
+		return nil, err
+	}
 	for _, raw := range cctx.StringSlice("crawler") {
 		if strings.TrimSpace(raw) == "" {
 			continue
@@ -137,10 +143,10 @@ func adminPassword(dataDir, configured string) (string, bool, error) {
 		return "", false, err
 	}
 	pw := base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(dataDir, datadir.DirMode); err != nil {
 		return "", false, err
 	}
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	if err := datadir.WriteFile(path, []byte(pw+"\n")); err != nil {
 		return "", false, fmt.Errorf("saving admin password: %w", err)
 	}
 	return pw, true, nil
@@ -162,7 +168,8 @@ func runServe(cctx *cli.Context) error {
 		return err
 	}
 	out := cctx.App.Writer
-	if err := os.MkdirAll(sc.pds.DataDir, 0o700); err != nil {
+	// Before anything reads or writes a secret there: the data dir is 0700, its files 0600.
+	if err := datadir.Prepare(sc.pds.DataDir, log); err != nil {
 		return fmt.Errorf("--data-dir (HEARTH_DATA_DIR) %s: %w", sc.pds.DataDir, err)
 	}
 	pw, generated, err := adminPassword(sc.pds.DataDir, sc.pds.AdminPassword)
@@ -289,4 +296,72 @@ func debugMux() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// rateLimitKind is a --rate-limit-KIND flag: it takes POINTS/WINDOW[,...] or "off";
+// unset keeps pds.DefaultConfig's limits, which the usage text shows.
+type rateLimitKind struct {
+	flag, env, usage string
+	field            func(*pds.RateLimits) *[]ratelimit.Limit
+}
+
+func rateLimitKinds() []rateLimitKind {
+	return []rateLimitKind{
+		{"rate-limit-global", "HEARTH_RATE_LIMIT_GLOBAL", "requests per client IP, every XRPC method", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.Global }},
+		{"rate-limit-create-account", "HEARTH_RATE_LIMIT_CREATE_ACCOUNT", "sign-ups per client IP", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.CreateAccount }},
+		{"rate-limit-create-session", "HEARTH_RATE_LIMIT_CREATE_SESSION", "logins per identifier (handle, email or DID)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.CreateSession }},
+		{"rate-limit-repo-writes", "HEARTH_RATE_LIMIT_REPO_WRITES", "record write points per account (create 3, update 2, delete 1)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.RepoWrites }},
+		{"rate-limit-upload-blob", "HEARTH_RATE_LIMIT_UPLOAD_BLOB", "blob uploads per account", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.UploadBlob }},
+		{"rate-limit-email", "HEARTH_RATE_LIMIT_EMAIL", "email and emailed-token requests per account (or IP)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.EmailRequests }},
+	}
+}
+
+// minBypassSecret keeps the bypass secret out of guessing range: the bypass is checked
+// before any limit, so guesses are not limited.
+const minBypassSecret = 16
+
+func rateLimitFlags() []cli.Flag {
+	def := pds.DefaultConfig().RateLimits
+	flags := []cli.Flag{
+		&cli.BoolFlag{Name: "no-rate-limits", Usage: "turn every rate limit off", EnvVars: []string{"HEARTH_NO_RATE_LIMITS"}},
+		&cli.StringFlag{Name: "rate-limit-bypass", Usage: "comma-separated client IPs or CIDR prefixes that are never rate limited, e.g. 127.0.0.1", EnvVars: []string{"HEARTH_RATE_LIMIT_BYPASS"}},
+		&cli.StringFlag{Name: "rate-limit-bypass-secret", Usage: fmt.Sprintf("requests with this value in the x-ratelimit-bypass header are never rate limited (at least %d characters)", minBypassSecret), EnvVars: []string{"HEARTH_RATE_LIMIT_BYPASS_SECRET"}},
+		&cli.BoolFlag{Name: "trust-forwarded-for", Usage: "take the client IP from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)", EnvVars: []string{"HEARTH_TRUST_FORWARDED_FOR"}},
+	}
+	for _, k := range rateLimitKinds() {
+		usage := fmt.Sprintf("%s: POINTS/WINDOW[,...] or off (default %s)", k.usage, ratelimit.FormatLimits(*k.field(&def)))
+		flags = append(flags, &cli.StringFlag{Name: k.flag, Usage: usage, EnvVars: []string{k.env}})
+	}
+	return flags
+}
+
+func readRateLimitFlags(cctx *cli.Context, rl *pds.RateLimits) error {
+	rl.Disabled = cctx.Bool("no-rate-limits")
+	rl.TrustForwardedFor = cctx.Bool("trust-forwarded-for")
+	rl.Bypass = nil
+	for _, raw := range strings.Split(cctx.String("rate-limit-bypass"), ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		_, perr := netip.ParsePrefix(raw)
+		if _, aerr := netip.ParseAddr(raw); aerr != nil && perr != nil {
+			return fmt.Errorf("--rate-limit-bypass (HEARTH_RATE_LIMIT_BYPASS) %q: want an IP address or a CIDR prefix", raw)
+		}
+		rl.Bypass = append(rl.Bypass, raw)
+	}
+	rl.BypassSecret = cctx.String("rate-limit-bypass-secret")
+	if rl.BypassSecret != "" && len(rl.BypassSecret) < minBypassSecret {
+		return fmt.Errorf("--rate-limit-bypass-secret (HEARTH_RATE_LIMIT_BYPASS_SECRET) must be at least %d characters", minBypassSecret)
+	}
+	for _, k := range rateLimitKinds() {
+		if !cctx.IsSet(k.flag) {
+			continue
+		}
+		ls, err := ratelimit.ParseLimits(cctx.String(k.flag))
+		if err != nil {
+			return fmt.Errorf("--%s (%s): %w", k.flag, k.env, err)
+		}
+		*k.field(rl) = ls
+	}
+	return nil
 }

@@ -112,3 +112,21 @@ func (s *Store) Secret(ctx context.Context, name string, gen func() ([]byte, err
 	})
 	return v, err
 }
+
+// InviteRemaining returns how many uses a code has left; ErrInviteUnavailable when it
+// does not exist, is disabled or is used up.
+func (s *Store) InviteRemaining(ctx context.Context, code string) (int, error) {
+	var available, used int
+	var disabled bool
+	err := s.db.Read.QueryRowContext(ctx, `SELECT available, disabled, (SELECT count(*) FROM invite_code_uses WHERE code = ?1) FROM invite_codes WHERE code = ?1`, code).Scan(&available, &disabled, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrInviteUnavailable
+	}
+	if err != nil {
+		return 0, err
+	}
+	if disabled || used >= available {
+		return 0, ErrInviteUnavailable
+	}
+	return available - used, nil
+}
