@@ -20,24 +20,31 @@ func (s *Server) setAccountStatus(ctx context.Context, did, status string) error
 		if err := tx.SetAccountStatus(did, status); err != nil {
 			return err
 		}
-		return appendAccountEvent(tx, did, status)
+		if status == store.StatusTakendown {
+			// A takedown ends every session and app password; access tokens already
+			// issued are refused by the status check on every route.
+			if err := tx.RevokeSessions(did); err != nil {
+				return err
+			}
+		}
+		_, err := appendAccountEvent(tx, did, status)
+		return err
 	})
 	s.accounts.forget(did)
 	s.writer.forget(did)
 	return err
 }
 
-func appendAccountEvent(tx *store.Tx, did, status string) error {
+func appendAccountEvent(tx *store.Tx, did, status string) (int64, error) {
 	ev := &comatproto.SyncSubscribeRepos_Account{Did: did, Active: status == store.StatusActive,
 		Time: tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)}
 	if status != store.StatusActive {
 		st := status
 		ev.Status = &st
 	}
-	_, err := tx.AppendEvent(did, sequencer.TypeAccount, func(seq int64) ([]byte, error) {
+	return tx.AppendEvent(did, sequencer.TypeAccount, func(seq int64) ([]byte, error) {
 		return sequencer.AccountFrame(ev, seq)
 	})
-	return err
 }
 
 func (s *Server) handleDeactivateAccount(w http.ResponseWriter, r *http.Request) error {
@@ -150,18 +157,24 @@ func (s *Server) handleAdminDeleteAccount(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	var blobs [][]byte
+	var deletedSeq int64
 	err = s.store.Write(r.Context(), func(tx *store.Tx) error {
 		var err error
 		if blobs, err = tx.DeleteAccountData(acct.DID); err != nil {
 			return err
 		}
-		return appendAccountEvent(tx, acct.DID, store.StatusDeleted)
+		deletedSeq, err = appendAccountEvent(tx, acct.DID, store.StatusDeleted)
+		return err
 	})
 	s.accounts.forget(acct.DID)
 	s.writer.forget(acct.DID)
 	if err != nil {
 		return err
 	}
+	// The account's events are gone from the store; drop the buffered copies too, so
+	// subscribers replaying from a cursor read them from the store (where they no longer
+	// are) instead of from memory.
+	s.seq.DropThrough(deletedSeq - 1)
 	for _, raw := range blobs {
 		if c, err := cid.Cast(raw); err == nil {
 			if err := s.blobs.Delete(r.Context(), acct.DID, c); err != nil {

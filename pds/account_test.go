@@ -2,6 +2,7 @@ package pds_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/hearth-social/hearth/internal/firehose"
@@ -91,5 +92,46 @@ func TestAccountLifecycle(t *testing.T) {
 	requireXRPCError(t, e.get("com.atproto.sync.getLatestCommit", url.Values{"did": {alice.DID}}, ""), 400, "RepoNotFound")
 	requireXRPCError(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": alice.DID, "password": alice.Password}, ""), 401, "AuthenticationRequired")
 	requireXRPCError(t, e.post("com.atproto.admin.deleteAccount", map[string]any{"did": alice.DID}, "admin"), 400, "AccountNotFound")
-	requireOK(t, e.post("com.atproto.repo.createRecord", map[string]any{"repo": bob.DID, "collection": "app.bsky.feed.post", "record": post("still here")}, bob.Access))
+	bobLast, _ := commitOf(t, e.post("com.atproto.repo.createRecord", map[string]any{"repo": bob.DID, "collection": "app.bsky.feed.post", "record": post("still here")}, bob.Access))
+
+	// Deleted means gone from the firehose too: a replay holds nothing of alice's but the
+	// final #account deleted, and bob's events are all still there. Replay from the start
+	// (paged from the store) and from just before alice's post (served from the
+	// sequencer's in-memory ring, which the live subscriber filled).
+	var postSeq int64
+	for _, ev := range fh.waitFor(t, "everything so far", hasCommit(bobLast)) {
+		if ev.Commit != nil && ev.Commit.Repo == alice.DID && len(ev.Commit.Ops) > 0 && strings.HasPrefix(ev.Commit.Ops[0].Path, "app.bsky.feed.post/") {
+			postSeq = ev.Seq
+			break
+		}
+	}
+	require.NotZero(t, postSeq)
+	for _, from := range []int64{0, postSeq - 1} {
+		replay := subscribe(t, e.http.URL, &from)
+		evs := replay.waitFor(t, "bob's last post", hasCommit(bobLast))
+		var aliceEvents []string
+		for _, ev := range evs {
+			switch {
+			case ev.Commit != nil && ev.Commit.Repo == alice.DID:
+				aliceEvents = append(aliceEvents, "#commit")
+			case ev.Identity != nil && ev.Identity.Did == alice.DID:
+				aliceEvents = append(aliceEvents, "#identity")
+			case ev.Sync != nil && ev.Sync.Did == alice.DID:
+				aliceEvents = append(aliceEvents, "#sync")
+			case ev.Account != nil && ev.Account.Did == alice.DID:
+				aliceEvents = append(aliceEvents, "#account "+derefStatus(ev.Account.Status))
+			}
+		}
+		require.Equal(t, []string{"#account deleted"}, aliceEvents, "replay from %d", from)
+	}
+	// The handle is free: it no longer resolves, and someone else can take it.
+	requireXRPCError(t, e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"alice.test"}}, ""), 400, "HandleNotFound")
+	requireOK(t, e.post("com.atproto.server.createAccount", map[string]any{"handle": "alice.test", "password": "new-alice"}, ""))
+}
+
+func derefStatus(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

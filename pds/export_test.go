@@ -7,3 +7,6 @@ import "context"
 func (s *Server) CollectBlobGarbage(ctx context.Context) (int, error) {
 	return s.collectBlobGarbage(ctx)
 }
+
+// PasswordVerifications is how many scrypt verifications the server has run (tests).
+func (s *Server) PasswordVerifications() int64 { return s.hasher.Verifications() }

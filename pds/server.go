@@ -42,8 +42,12 @@ type Server struct {
 	tids     *syntax.TIDClock
 	accounts *accountCache
 	signups  *reservations
-	bg       context.CancelFunc
-	bgDone   chan struct{}
+	// appPassKey keys the app-password lookup hash; dummyHash is verified for logins with
+	// an unknown identifier so they cost what a known one does.
+	appPassKey []byte
+	dummyHash  string
+	bg         context.CancelFunc
+	bgDone     chan struct{}
 }
 
 // New opens the data dir and builds the server. Close releases it.
@@ -83,6 +87,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		jwtKey = []byte(cfg.JWTSecret)
 	}
 	s.sessions = auth.NewSessions(jwtKey, cfg.ServerDID())
+	if s.appPassKey, err = st.Secret(ctx, "app-password-lookup", func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	}); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading app-password key: %w", err)
+	}
+	if s.dummyHash, err = s.hasher.Hash(ctx, "not a password anyone has"); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("preparing login hash: %w", err)
+	}
 	rot, err := st.Secret(ctx, "plc-rotation-k256", func() ([]byte, error) {
 		k, err := atcrypto.GeneratePrivateKeyK256()
 		if err != nil {

@@ -52,17 +52,91 @@ type createSessionInput struct {
 	Password   string `json:"password"`
 }
 
-// lookupAccount finds an account by handle, DID or email.
+// lookupAccount finds an account by handle (with or without a leading @), DID or email.
 func (s *Server) lookupAccount(ctx context.Context, ident string) (*store.Account, error) {
 	ident = strings.TrimSpace(ident)
 	switch {
 	case strings.HasPrefix(ident, "did:"):
 		return s.store.AccountByDID(ctx, ident)
+	case strings.HasPrefix(ident, "@"):
+		return s.store.AccountByHandle(ctx, strings.ToLower(strings.TrimPrefix(ident, "@")))
 	case strings.Contains(ident, "@"):
 		return s.store.AccountByEmail(ctx, ident)
 	default:
-		return s.store.AccountByHandle(ctx, strings.TrimPrefix(ident, "@"))
+		return s.store.AccountByHandle(ctx, strings.ToLower(ident))
 	}
+}
+
+// refreshGrace is how long a rotated refresh token still works (answering with the same
+// replacement), so concurrent refreshes from one app do not end its session.
+const refreshGrace = 10 * time.Minute
+
+// checkLogin finds the account and what the password unlocks: the account password
+// (full access) or one app password. Every failed login costs one scrypt, whether or not
+// the identifier exists, and however many app passwords the account has: app passwords
+// are found by a keyed hash, not by trying each.
+func (s *Server) checkLogin(ctx context.Context, ident, password string) (*store.Account, string, string, error) {
+	invalid := xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "invalid identifier or password")
+	acct, err := s.lookupAccount(ctx, ident)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
+		_, _ = s.hasher.Verify(ctx, s.dummyHash, password)
+		return nil, "", "", invalid
+	} else if err != nil {
+		return nil, "", "", err
+	}
+	if auth.LooksLikeAppPassword(password) {
+		lookup := auth.AppPasswordLookup(s.appPassKey, password)
+		p, err := s.store.AppPasswordByLookup(ctx, acct.DID, lookup)
+		if err == nil {
+			return acct, p.Name, appPassScope(p.Privileged), nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, "", "", err
+		}
+	}
+	ok, err := s.hasher.Verify(ctx, acct.PasswordHash, password)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if ok {
+		return acct, "", auth.ScopeAccess, nil
+	}
+	if name, scope, ok, err := s.checkLegacyAppPassword(ctx, acct.DID, password); err != nil || ok {
+		return acct, name, scope, err
+	}
+	return nil, "", "", invalid
+}
+
+// checkLegacyAppPassword checks app passwords stored before the keyed lookup existed
+// (scrypt only), and gives the matching one its lookup so the next login is fast. Only
+// passwords with the app-password shape are tried.
+func (s *Server) checkLegacyAppPassword(ctx context.Context, did, password string) (string, string, bool, error) {
+	if !auth.LooksLikeAppPassword(password) {
+		return "", "", false, nil
+	}
+	pws, err := s.store.AppPasswords(ctx, did)
+	if err != nil {
+		return "", "", false, err
+	}
+	for _, p := range pws {
+		if p.Lookup != nil || p.PasswordHash == "" {
+			continue
+		}
+		if m, err := s.hasher.Verify(ctx, p.PasswordHash, password); err == nil && m {
+			lookup := auth.AppPasswordLookup(s.appPassKey, password)
+			if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.SetAppPasswordLookup(did, p.Name, lookup) }); err != nil {
+				return "", "", false, err
+			}
+			return p.Name, appPassScope(p.Privileged), true, nil
+		}
+	}
+	return "", "", false, nil
+}
+
+func appPassScope(privileged bool) string {
+	if privileged {
+		return auth.ScopeAppPassPrivilege
+	}
+	return auth.ScopeAppPass
 }
 
 func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
@@ -74,35 +148,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if in.Identifier == "" || in.Password == "" {
 		return xrpc.InvalidRequest("identifier and password are required")
 	}
-	invalid := xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "invalid identifier or password")
-	acct, err := s.lookupAccount(ctx, in.Identifier)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
-		return invalid
-	} else if err != nil {
-		return err
-	}
-	scope, appPass := auth.ScopeAccess, ""
-	ok, err := s.hasher.Verify(ctx, acct.PasswordHash, in.Password)
+	acct, appPass, scope, err := s.checkLogin(ctx, in.Identifier, in.Password)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		pws, err := s.store.AppPasswords(ctx, acct.DID)
-		if err != nil {
-			return err
-		}
-		for _, p := range pws {
-			if m, err := s.hasher.Verify(ctx, p.PasswordHash, in.Password); err == nil && m {
-				ok, appPass, scope = true, p.Name, auth.ScopeAppPass
-				if p.Privileged {
-					scope = auth.ScopeAppPassPrivilege
-				}
-				break
-			}
-		}
-	}
-	if !ok {
-		return invalid
 	}
 	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
@@ -112,7 +160,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if err := s.store.Write(ctx, func(tx *store.Tx) error {
-		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: acct.DID, AppPassword: appPass, Expires: pair.RefreshExpires})
+		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: acct.DID, AppPassword: appPass, Scope: scope, Expires: pair.RefreshExpires})
 	}); err != nil {
 		return err
 	}
@@ -150,20 +198,35 @@ func (s *Server) handleRefreshSession(w http.ResponseWriter, r *http.Request) er
 	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
 	}
+	newID, err := auth.RandomID(24)
+	if err != nil {
+		return err
+	}
 	var pair *auth.Pair
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		old, err := tx.TakeRefreshToken(c.RefreshID)
+		old, next, reused, err := tx.RotateRefreshToken(c.RefreshID, newID, refreshGrace)
 		if err != nil {
 			return err
 		}
-		scope := auth.ScopeAccess
-		if old.AppPassword != "" {
-			scope = auth.ScopeAppPass
+		scope := old.Scope
+		if scope == "" { // rows made before scopes were stored
+			scope = auth.ScopeAccess
+			if old.AppPassword != "" {
+				scope = auth.ScopeAppPass
+			}
 		}
-		if pair, err = s.sessions.Issue(c.DID, scope); err != nil {
+		if reused {
+			exp, err := tx.RefreshTokenExpiry(next)
+			if err != nil {
+				return err
+			}
+			pair, err = s.sessions.IssueFor(c.DID, scope, next, exp)
 			return err
 		}
-		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: c.DID, AppPassword: old.AppPassword, Expires: pair.RefreshExpires})
+		if pair, err = s.sessions.IssueFor(c.DID, scope, next, time.Time{}); err != nil {
+			return err
+		}
+		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: c.DID, AppPassword: old.AppPassword, Scope: scope, Expires: pair.RefreshExpires})
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return xrpc.Errorf(http.StatusUnauthorized, "ExpiredToken", "refresh token has been revoked or already used")
@@ -230,42 +293,23 @@ func (s *Server) handleCreateAppPassword(w http.ResponseWriter, r *http.Request)
 	if in.Name == "" || len(in.Name) > 64 {
 		return xrpc.InvalidRequest("name must be 1 to 64 characters")
 	}
-	pw, err := newAppPassword()
-	if err != nil {
-		return err
-	}
-	hash, err := s.hasher.Hash(r.Context(), pw)
+	pw, err := auth.NewAppPassword()
 	if err != nil {
 		return err
 	}
 	created := time.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
 	err = s.store.Write(r.Context(), func(tx *store.Tx) error {
-		return tx.PutAppPassword(c.DID, store.AppPassword{Name: in.Name, PasswordHash: hash, Privileged: in.Privileged, CreatedAt: created})
+		return tx.PutAppPassword(c.DID, store.AppPassword{Name: in.Name, Lookup: auth.AppPasswordLookup(s.appPassKey, pw), Privileged: in.Privileged, CreatedAt: created})
 	})
 	if errors.Is(err, store.ErrAppPasswordExists) {
 		return xrpc.Errorf(http.StatusBadRequest, "DuplicateName", "an app password named %q already exists", in.Name)
+	} else if errors.Is(err, store.ErrTooManyAppPasswords) {
+		return xrpc.Errorf(http.StatusBadRequest, "TooManyAppPasswords", "an account may hold at most %d app passwords; revoke one first", store.MaxAppPasswords)
 	} else if err != nil {
 		return err
 	}
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"name": in.Name, "password": pw, "createdAt": created, "privileged": in.Privileged})
 	return nil
-}
-
-// newAppPassword returns a password in the xxxx-xxxx-xxxx-xxxx shape apps expect.
-func newAppPassword() (string, error) {
-	id, err := auth.RandomID(16)
-	if err != nil {
-		return "", err
-	}
-	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-	var b strings.Builder
-	for i := 0; i < 16; i++ {
-		if i > 0 && i%4 == 0 {
-			b.WriteByte('-')
-		}
-		b.WriteByte(alphabet[int(id[i])%len(alphabet)])
-	}
-	return b.String(), nil
 }
 
 func (s *Server) handleListAppPasswords(w http.ResponseWriter, r *http.Request) error {

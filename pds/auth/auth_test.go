@@ -82,3 +82,57 @@ func TestBearerAndAdmin(t *testing.T) {
 	require.False(t, CheckAdmin(r, "other"))
 	require.False(t, CheckAdmin(r, ""))
 }
+
+func TestNewAppPassword(t *testing.T) {
+	seen := map[string]bool{}
+	counts := map[byte]int{}
+	for i := 0; i < 2000; i++ {
+		pw, err := NewAppPassword()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !LooksLikeAppPassword(pw) {
+			t.Fatalf("%q does not have the app-password shape", pw)
+		}
+		if seen[pw] {
+			t.Fatalf("repeated app password %q", pw)
+		}
+		seen[pw] = true
+		for j := 0; j < len(pw); j++ {
+			if pw[j] != '-' {
+				counts[pw[j]]++
+			}
+		}
+	}
+	// 32,000 characters over 32 symbols: each close to 1,000. The old modulo-of-base64
+	// generator gave some symbols twice the weight of others.
+	if len(counts) != 32 {
+		t.Fatalf("alphabet used %d symbols, want 32", len(counts))
+	}
+	for c, n := range counts {
+		if n < 800 || n > 1200 {
+			t.Errorf("symbol %q appeared %d times in 32,000, want about 1,000", c, n)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"abcd-efgh-ijkl-mnop", true},
+		{" ABCD-efgh-ijkl-2345 ", true},
+		{"abcd-efgh-ijkl-mno1", false},
+		{"abcdefghijklmnop", false},
+		{"hunter2", false},
+	} {
+		if got := LooksLikeAppPassword(tc.in); got != tc.want {
+			t.Errorf("LooksLikeAppPassword(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	key := []byte("k")
+	if string(AppPasswordLookup(key, "ABCD-efgh-ijkl-mnop")) != string(AppPasswordLookup(key, "abcd-efgh-ijkl-mnop")) {
+		t.Error("lookup is case-sensitive")
+	}
+	if string(AppPasswordLookup([]byte("other"), "abcd-efgh-ijkl-mnop")) == string(AppPasswordLookup(key, "abcd-efgh-ijkl-mnop")) {
+		t.Error("lookup ignores the key")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/scrypt"
 )
@@ -22,7 +23,12 @@ var ErrBadPasswordHash = errors.New("malformed password hash")
 type Hasher struct {
 	N, R, P int
 	sem     chan struct{}
+	// verified counts Verify calls that ran scrypt (tests check that a login costs one).
+	verified atomic.Int64
 }
+
+// Verifications is how many scrypt verifications have run.
+func (h *Hasher) Verifications() int64 { return h.verified.Load() }
 
 // NewHasher returns a hasher with the given scrypt cost (N=0 means 2^14) and parallelism.
 func NewHasher(n, parallel int) *Hasher {
@@ -86,6 +92,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 		return false, err
 	}
 	defer func() { <-h.sem }()
+	h.verified.Add(1)
 	got, err := scrypt.Key([]byte(password), salt, nrp[0], nrp[1], nrp[2], len(want))
 	if err != nil {
 		return false, fmt.Errorf("scrypt: %w", err)

@@ -60,8 +60,19 @@ type Pair struct {
 	RefreshExpires time.Time
 }
 
-// Issue makes a token pair for did with the access scope.
+// Issue makes a token pair for did with the access scope and a new refresh token ID.
 func (s *Sessions) Issue(did, scope string) (*Pair, error) {
+	id, err := RandomID(24)
+	if err != nil {
+		return nil, err
+	}
+	return s.IssueFor(did, scope, id, time.Time{})
+}
+
+// IssueFor makes a token pair whose refresh token has the given ID, expiring at
+// refreshExpires (zero: RefreshTTL from now). A concurrent refresh in the grace period
+// gets the pair of the session that already replaced the old one.
+func (s *Sessions) IssueFor(did, scope, refreshID string, refreshExpires time.Time) (*Pair, error) {
 	now := s.now()
 	access := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{
 		Scope: scope,
@@ -77,11 +88,10 @@ func (s *Sessions) Issue(did, scope string) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := RandomID(24)
-	if err != nil {
-		return nil, err
+	id, exp := refreshID, refreshExpires
+	if exp.IsZero() {
+		exp = now.Add(s.RefreshTTL)
 	}
-	exp := now.Add(s.RefreshTTL)
 	refresh := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{
 		Scope: ScopeRefresh,
 		RegisteredClaims: jwt.RegisteredClaims{

@@ -63,6 +63,23 @@ func (r *ring) reset(seq int64) {
 	r.floor, r.last = seq, seq
 }
 
+// dropThrough evicts every entry with seq <= seq and moves floor (and last, if behind)
+// up to seq, so readers of those seqs go to the Source, and the tail's later appends of
+// older seqs are ignored.
+func (r *ring) dropThrough(seq int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.n > 0 && r.buf[r.start].seq <= seq {
+		r.evictOldestLocked()
+	}
+	if r.floor < seq {
+		r.floor = seq
+	}
+	if r.last < seq {
+		r.last = seq
+	}
+}
+
 // heldBytes is the memory the held entries pin (tests).
 func (r *ring) heldBytes() int64 {
 	r.mu.RLock()

@@ -198,6 +198,13 @@ func (s *Sequencer) Notify(lastSeq int64) {
 	}
 }
 
+// DropThrough forgets the buffered copies of every event with seq <= seq, so subscribers
+// read those events from the Source from now on. The PDS calls it after deleting an
+// account's events from the store, so the deleted content is not replayed from memory.
+func (s *Sequencer) DropThrough(seq int64) {
+	s.ring.dropThrough(seq)
+}
+
 // errClosed is returned to new subscribers once Shutdown has begun.
 var errClosed = errors.New("sequencer is shut down")
 

@@ -160,8 +160,11 @@ func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]List
 }
 
 // DeleteAccountData removes an account's repository, records, sessions, app passwords,
-// preferences and blob rows, and marks the account deleted (the row stays so the DID and
-// handle are not reused by accident). It returns the blob CIDs whose bytes to remove.
+// preferences, blob rows and firehose events (the caller appends the final #account
+// deleted event after this), frees its handle (the row keeps the DID, so it is not
+// reused by accident, with the DID itself in the handle column, which no handle can
+// equal) and marks the account deleted. It returns the blob CIDs whose bytes to remove.
+// Events have no index by DID (it would cost every commit); the scan runs only here.
 func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT cid FROM blobs WHERE did = ?`, did)
 	if err != nil {
@@ -188,7 +191,8 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 		`DELETE FROM refresh_tokens WHERE did = ?`,
 		`DELETE FROM app_passwords WHERE did = ?`,
 		`DELETE FROM preferences WHERE did = ?`,
-		`UPDATE accounts SET status = 'deleted', email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
+		`DELETE FROM events WHERE did = ?`,
+		`UPDATE accounts SET status = 'deleted', handle = did, email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
 	} {
 		if _, err := t.exec(q, did); err != nil {
 			return nil, fmt.Errorf("deleting account data: %w", err)
