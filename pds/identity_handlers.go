@@ -1,10 +1,12 @@
 package pds
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -30,8 +32,12 @@ func (s *Server) handleResolveHandle(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// handleUpdateHandle changes the caller's handle: PLC op first (the DID document is the
-// source of truth), then the account row and an #identity event in one transaction.
+// handleUpdateHandle changes the caller's handle: the DID document (the source of
+// truth) by a PLC operation, then the account row and an #identity event in one
+// transaction. The new handle is reserved against concurrent sign-ups and handle changes
+// for the whole exchange, and the account's handle changes one at a time, so no race can
+// leave a DID document claiming a handle another account holds; if the row cannot be
+// written after the PLC operation, a second operation restores the old handle.
 func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	c := callerFrom(ctx)
@@ -48,22 +54,27 @@ func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if other, err := s.store.DIDForHandle(ctx, h.String()); err == nil && other != c.DID {
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", h)
+	handle := h.String()
+	taken := xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", h)
+	if !s.signups.reserve("handle:"+handle, 1) {
+		return taken
 	}
-	did := syntax.DID(c.DID)
-	last, err := s.plc.LastOp(ctx, did)
-	if err != nil {
-		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "reading the PLC log failed: %v", err)
+	defer s.signups.release("handle:" + handle)
+	if !s.signups.reserve("identity:"+c.DID, 1) {
+		return xrpc.Errorf(http.StatusConflict, "InvalidRequest", "another identity change of this account is in progress")
 	}
-	op, err := identity.NewUpdate(last, "", identity.WithHandle(h.String()), s.rotation)
+	defer s.signups.release("identity:" + c.DID)
+	if other, err := s.store.DIDForHandle(ctx, handle); err == nil && other != c.DID {
+		return taken
+	}
+	acct, err := s.store.AccountByDID(ctx, c.DID)
 	if err != nil {
 		return err
 	}
-	if err := s.plc.Submit(ctx, did, op); err != nil {
-		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "updating the DID document failed: %v", err)
+	did := syntax.DID(c.DID)
+	if err := s.submitHandle(ctx, did, handle); err != nil {
+		return err
 	}
-	handle := h.String()
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
 		if err := tx.SetHandle(c.DID, handle); err != nil {
 			return err
@@ -75,12 +86,36 @@ func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) erro
 		return err
 	})
 	s.accounts.forget(c.DID)
-	if errors.Is(err, store.ErrHandleTaken) {
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", h)
-	} else if err != nil {
+	if err != nil {
+		// Put the DID document back as it was (with a context of its own: the request's
+		// may be what failed).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		if rerr := s.submitHandle(rctx, did, acct.Handle); rerr != nil {
+			s.log.Error("restoring the DID document's handle after a failed update", "did", did, "handle", acct.Handle, "err", rerr)
+		}
+		if errors.Is(err, store.ErrHandleTaken) {
+			return taken
+		}
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// submitHandle signs and submits a PLC operation setting did's handle.
+func (s *Server) submitHandle(ctx context.Context, did syntax.DID, handle string) error {
+	last, err := s.plc.LastOp(ctx, did)
+	if err != nil {
+		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "reading the PLC log failed: %v", err)
+	}
+	op, err := identity.NewUpdate(last, "", identity.WithHandle(handle), s.rotation)
+	if err != nil {
+		return err
+	}
+	if err := s.plc.Submit(ctx, did, op); err != nil {
+		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "updating the DID document failed: %v", err)
+	}
 	return nil
 }
 

@@ -2,9 +2,12 @@ package pds_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -196,4 +199,42 @@ func TestUpdateHandle(t *testing.T) {
 	doc, err := (&identity.Client{BaseURL: e.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, []string{"at://alice2.test"}, doc.AlsoKnownAs)
+}
+
+// Two accounts racing for one handle: one wins, and the loser's DID document never
+// claims it (the PLC operation used to go out before the handle was checked in the DB).
+func TestUpdateHandleRace(t *testing.T) {
+	e := newEnv(t)
+	alice := e.createAccount("alice")
+	bob := e.createAccount("bobby")
+	plc := &identity.Client{BaseURL: e.plc.URL}
+	for round := 0; round < 5; round++ {
+		handle := fmt.Sprintf("prize%d.test", round)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]*resp, 2)
+		for i, a := range []*account{alice, bob} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				results[i] = e.post("com.atproto.identity.updateHandle", map[string]any{"handle": handle}, a.Access)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i, a := range []*account{alice, bob} {
+			doc, err := plc.Resolve(context.Background(), syntax.DID(a.DID))
+			require.NoError(t, err)
+			claims := slices.Contains(doc.AlsoKnownAs, "at://"+handle)
+			if results[i].Status == 200 {
+				winners++
+				require.True(t, claims, "winner's document must name %s", handle)
+			} else {
+				require.False(t, claims, "round %d: loser %s's DID document claims %s (%s)", round, a.DID, handle, results[i].Body)
+			}
+		}
+		require.Equal(t, 1, winners, "round %d", round)
+	}
 }
