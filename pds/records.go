@@ -39,6 +39,9 @@ func (s *Server) prepareRecord(collection syntax.NSID, rkey syntax.RecordKey, ra
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, xrpc.InvalidRequest("record must be a JSON object")
 	}
+	if d := jsonDepth(trimmed); d > maxRecordDepth {
+		return nil, xrpc.InvalidRequest("record is nested %d levels deep; the limit is %d", d, maxRecordDepth)
+	}
 	data, err := atdata.UnmarshalJSON(trimmed)
 	if err != nil {
 		return nil, xrpc.InvalidRequest("invalid record: %v", err)
@@ -77,6 +80,39 @@ func (s *Server) prepareRecord(collection syntax.NSID, rkey syntax.RecordKey, ra
 		return nil, xrpc.Errorf(http.StatusBadRequest, "RecordTooBig", "record is %d bytes encoded; the limit is %d", len(b), s.cfg.MaxRecordBytes)
 	}
 	return &preparedRecord{CBOR: b, Status: status, Blobs: atdata.ExtractBlobs(data)}, nil
+}
+
+// maxRecordDepth caps how deeply objects and arrays nest in a record (the data model
+// guidance suggests 32): decoders and validators recurse per level.
+const maxRecordDepth = 32
+
+// jsonDepth is the deepest nesting of objects and arrays in a JSON text, scanned without
+// decoding it (written by hand: encoding/json has no depth option). Brackets inside
+// strings are skipped.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			deepest = max(deepest, depth)
+		case '}', ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // resolveRepo resolves an at-identifier to a hosted account.
@@ -212,7 +248,7 @@ func commitError(err error) error {
 	case errors.Is(err, errBlobNotUploaded):
 		return xrpc.Errorf(http.StatusBadRequest, "InvalidRequest", "%v", err)
 	case errors.Is(err, repo.ErrRecordExists), errors.Is(err, repo.ErrRecordNotFound),
-		errors.Is(err, repo.ErrDuplicatePath), errors.Is(err, repo.ErrTooManyWrites):
+		errors.Is(err, repo.ErrDuplicatePath), errors.Is(err, repo.ErrTooManyWrites), errors.Is(err, repo.ErrCommitTooBig):
 		return xrpc.InvalidRequest("%v", err)
 	}
 	return err

@@ -247,6 +247,10 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		st.tree = nil
 		return nil, err
 	}
+	if len(ev.Blocks) > repo.MaxEventBlocks {
+		st.tree = nil
+		return nil, fmt.Errorf("%w: its blocks are %d bytes, over the firehose's limit of %d bytes per commit; split the writes", repo.ErrCommitTooBig, len(ev.Blocks), repo.MaxEventBlocks)
+	}
 	sc := storeCommit(did.String(), prev, res, req.Writes)
 	err = w.store.Write(ctx, func(tx *store.Tx) error {
 		if err := tx.PutCommit(sc); err != nil {

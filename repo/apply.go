@@ -18,6 +18,11 @@ import (
 // MaxWrites is the largest batch one commit may hold (applyWrites limit).
 const MaxWrites = 200
 
+// MaxEventBlocks is the largest CAR slice one #commit event may carry: the firehose
+// lexicon's maxLength for com.atproto.sync.subscribeRepos#commit blocks. A commit whose
+// new blocks exceed it cannot be published, so it is refused.
+const MaxEventBlocks = 2_000_000
+
 // Errors returned by Apply. Callers map them to XRPC errors.
 var (
 	// ErrSwapCommit: the caller's swapCommit is not the current commit.
@@ -32,6 +37,8 @@ var (
 	ErrDuplicatePath = errors.New("batch writes the same record twice")
 	// ErrTooManyWrites: more than MaxWrites writes in one batch.
 	ErrTooManyWrites = errors.New("too many writes in one commit")
+	// ErrCommitTooBig: the commit's new blocks exceed MaxEventBlocks.
+	ErrCommitTooBig = errors.New("commit too big")
 )
 
 // Action is what a write does.
