@@ -162,21 +162,7 @@ func (s *Service) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "This is an AT Protocol feed generator (Hearth), %s.\n", s.cfg.ServiceDID())
 	})
-	return s.cors(mux)
-}
-
-func (s *Service) cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		if r.Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "GET, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "*")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return xrpc.CORS("GET, OPTIONS", mux)
 }
 
 // wrap turns a handler's error into the XRPC error response, recovers panics, and logs.

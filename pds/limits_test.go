@@ -2,8 +2,11 @@ package pds_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // A commit whose blocks exceed the firehose's 2,000,000-byte limit is refused with a 400
@@ -52,4 +55,25 @@ func TestRecordNestingDepth(t *testing.T) {
 		r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "com.example.deep", "record": nest(depth)}, alice.Access)
 		requireXRPCError(t, r, 400, "InvalidRequest")
 	}
+}
+
+// A browser's preflight for an authenticated, proxied call is allowed: the headers are
+// listed (a wildcard does not cover Authorization).
+func TestCORSPreflight(t *testing.T) {
+	e := newEnv(t)
+	req, err := http.NewRequest(http.MethodOptions, e.http.URL+"/xrpc/app.bsky.actor.getPreferences", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://bsky.app")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,atproto-proxy,atproto-accept-labelers")
+	res, err := e.client.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+	allow := strings.ToLower(res.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"authorization", "atproto-proxy", "atproto-accept-labelers"} {
+		require.Contains(t, allow, h)
+	}
+	r := e.get("com.atproto.server.describeServer", nil, "")
+	require.Contains(t, strings.ToLower(r.Header.Get("Access-Control-Expose-Headers")), "ratelimit-remaining")
 }

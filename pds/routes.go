@@ -126,22 +126,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "This is an AT Protocol Personal Data Server (Hearth %s).\n\nMost API routes are under /xrpc/\n", s.cfg.Version)
 	})
-	return s.recoverer(s.cors(s.limitXRPC(mux)))
-}
-
-func (s *Server) cors(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		if r.Method == http.MethodOptions {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "*")
-			h.Set("Access-Control-Max-Age", "86400")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return s.recoverer(xrpc.CORS("GET, POST, OPTIONS", s.limitXRPC(mux)))
 }
 
 func (s *Server) recoverer(next http.Handler) http.Handler {
