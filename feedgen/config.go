@@ -31,6 +31,11 @@ type Config struct {
 	// AllowPrivate lets the service fetch from loopback and private addresses taken from
 	// DID documents (development only).
 	AllowPrivate bool
+	// LocalPDS maps the endpoint of a PDS in the same process (as DID documents name it)
+	// to the address the service reaches it on directly, e.g. "http://localhost:2583" ->
+	// "http://127.0.0.1:2583" inside `hearth serve`. Blobs of that PDS's accounts are
+	// fetched there without the public-address guard; every other endpoint keeps it.
+	LocalPDS map[string]string
 	// Directory overrides identity resolution (tests); nil builds one from PLCURL.
 	Directory identity.Directory
 	// Synchronous is the index's SQLite synchronous level (default NORMAL).

@@ -82,7 +82,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		idx.Close()
 		return nil, err
 	}
-	fetch := ingest.NewBlobFetcher(dir, ingest.BlobConfig{AllowPrivate: cfg.AllowPrivate, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
+	fetch := ingest.NewBlobFetcher(dir, ingest.BlobConfig{AllowPrivate: cfg.AllowPrivate, Local: cfg.LocalPDS, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
 	wlog := log.With("component", "feedgen-classify")
 	return &Service{
 		cfg:    cfg,

@@ -32,6 +32,10 @@ func feedHostnameFlag() cli.Flag {
 	return &cli.StringFlag{Name: "feed-hostname", Value: "localhost", Usage: "public host name of the feed generator (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_FEED_HOSTNAME"}}
 }
 
+func feedAllowPrivateFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents (did:web hosts, PDS endpoints blobs are fetched from) point at loopback and private addresses (development only; the PDS inside `serve` is always reached directly)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}}
+}
+
 func feedFirehoseFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "feed-firehose", Usage: usage, EnvVars: []string{"HEARTH_FEED_FIREHOSE"}}
 }
@@ -61,7 +65,7 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "feed-plc-url", Value: "https://plc.directory", Usage: "PLC directory for resolving authors and requesters", EnvVars: []string{"HEARTH_FEED_PLC_URL"}},
 					feedPublisherFlag(),
 					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
-					&cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents (did:web hosts, PDS endpoints blobs are fetched from) point at loopback and private addresses (development only)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}},
+					feedAllowPrivateFlag(),
 					&cli.Float64Flag{Name: "feed-ai-share", Value: rank.DefaultParams().AIShare, Usage: "share of AI posts in the balanced and following-mix feeds (0..1)", EnvVars: []string{"HEARTH_FEED_AI_SHARE"}},
 					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
 				},
@@ -182,7 +186,10 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
 	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
 	cfg.PLCURL = pc.PLCURL
-	cfg.AllowPrivate = pc.Hostname == "localhost"
+	// The co-hosted PDS is reached directly on its listener; any other private address
+	// (another PDS on this network) needs the explicit flag.
+	cfg.AllowPrivate = cctx.Bool("feed-allow-private")
+	cfg.LocalPDS = map[string]string{strings.TrimRight(pc.PublicURL, "/"): local}
 	cfg.Ingest.FirehoseURL = cctx.String("feed-firehose")
 	if cfg.Ingest.FirehoseURL == "" {
 		cfg.Ingest.FirehoseURL = "ws://" + net.JoinHostPort(host, port) + "/xrpc/com.atproto.sync.subscribeRepos"
@@ -228,7 +235,7 @@ func runFeedServe(cctx *cli.Context) error {
 	var srv *http.Server
 	errc := make(chan error, 1)
 	serve := func(_ string, ln net.Listener, h http.Handler) {
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		srv = newHTTPServer(h)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/datadir"
+	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
@@ -47,7 +48,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
-			feedListenFlag(), feedHostnameFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
+			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
 		}, rateLimitFlags()...),
 		Action: runServe,
 	}
@@ -181,7 +182,7 @@ func runServe(cctx *cli.Context) error {
 	var servers []*http.Server
 	errc := make(chan error, 3)
 	serve := func(name string, ln net.Listener, h http.Handler) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		srv := newHTTPServer(h)
 		servers = append(servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -364,4 +365,17 @@ func readRateLimitFlags(cctx *cli.Context, rl *pds.RateLimits) error {
 		*k.field(rl) = ls
 	}
 	return nil
+}
+
+// newHTTPServer is how every Hearth listener serves: headers within 10 s, request bodies
+// cut when they stall for xrpc.BodyIdleTimeout (long uploads that keep moving go on),
+// idle keep-alive connections closed after 2 min. There is no ReadTimeout/WriteTimeout:
+// they would end firehose websockets and large blob transfers.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           xrpc.BodyDeadline(xrpc.BodyIdleTimeout, h),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 }

@@ -49,6 +49,9 @@ type BlobConfig struct {
 	// AllowPrivate lets fetches reach loopback and private addresses over plain HTTP
 	// (development: `hearth serve` on localhost fetching from its own PDS).
 	AllowPrivate bool
+	// Local maps PDS endpoints (as DID documents name them) to a trusted address of the
+	// same PDS (a co-hosted one); those fetches go there, past the dial guard.
+	Local map[string]string
 	// MaxBytes caps a blob (default 16 MiB).
 	MaxBytes int64
 	// Timeout bounds one fetch, body included (default 30s).
@@ -65,7 +68,9 @@ const maxBlobRedirects = 3
 type BlobFetcher struct {
 	dir    identity.Directory
 	client *http.Client
-	cfg    BlobConfig
+	// local reaches the co-hosted PDSes of cfg.Local (no dial guard, no redirects).
+	local *http.Client
+	cfg   BlobConfig
 }
 
 // NewBlobFetcher builds a fetcher that finds PDS endpoints through dir.
@@ -83,7 +88,8 @@ func NewBlobFetcher(dir identity.Directory, cfg BlobConfig) *BlobFetcher {
 		}
 		return checkEndpoint(req.URL, cfg.AllowPrivate)
 	}
-	return &BlobFetcher{dir: dir, client: client, cfg: cfg}
+	local := &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &BlobFetcher{dir: dir, client: client, local: local, cfg: cfg}
 }
 
 // checkEndpoint accepts https URLs (and http ones when private addresses are allowed).
@@ -115,6 +121,9 @@ func (f *BlobFetcher) PDSEndpoint(ctx context.Context, did string) (*url.URL, er
 	if ep == "" {
 		return nil, fmt.Errorf("%w: %s has no #atproto_pds service", ErrBlobNotFound, did)
 	}
+	if to, ok := f.cfg.Local[strings.TrimRight(ep, "/")]; ok {
+		return url.Parse(to)
+	}
 	u, err := url.Parse(ep)
 	if err != nil {
 		return nil, fmt.Errorf("%w: endpoint %q: %w", ErrBlobRefused, ep, err)
@@ -123,6 +132,17 @@ func (f *BlobFetcher) PDSEndpoint(ctx context.Context, did string) (*url.URL, er
 		return nil, err
 	}
 	return u, nil
+}
+
+// isLocal reports whether base is one of the trusted co-hosted PDS addresses.
+func (f *BlobFetcher) isLocal(base *url.URL) bool {
+	b := strings.TrimRight(base.String(), "/")
+	for _, to := range f.cfg.Local {
+		if strings.TrimRight(to, "/") == b {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckBlobCID parses a blob CID: CIDv1, raw codec, sha2-256 (the only kind atproto
@@ -173,7 +193,11 @@ func (f *BlobFetcher) FetchFrom(ctx context.Context, base *url.URL, did string, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
 	}
-	resp, err := f.client.Do(req)
+	client := f.client
+	if f.isLocal(base) {
+		client = f.local
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) && errors.Is(ue.Err, ErrBlobRefused) {

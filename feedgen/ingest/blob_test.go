@@ -140,3 +140,26 @@ func TestVerifyBlob(t *testing.T) {
 	require.ErrorIs(t, VerifyBlob(c, []byte("hellO")), ErrBlobCIDMismatch)
 	require.ErrorIs(t, VerifyBlob(c, nil), ErrBlobCIDMismatch)
 }
+
+// Inside `hearth serve` the co-hosted PDS is reached on its own listener, with no general
+// permission for private addresses: another loopback endpoint stays refused.
+func TestBlobFetchLocalPDS(t *testing.T) {
+	ctx := context.Background()
+	good := []byte("\x89PNG\r\n\x1a\n a blob")
+	goodCID := blobCID(t, good)
+	srv := httptest.NewServer(&blobPDS{blobs: map[string][]byte{goodCID: good}})
+	defer srv.Close()
+	alice, bob := testDID("alice"), testDID("bob")
+	dir := identity.NewMockDirectory()
+	for did, ep := range map[syntax.DID]string{alice: "http://localhost:2583/", bob: srv.URL} {
+		dir.Insert(identity.Identity{DID: did, Handle: syntax.Handle(did.Identifier() + ".test"), Services: map[string]identity.ServiceEndpoint{
+			"atproto_pds": {Type: "AtprotoPersonalDataServer", URL: ep},
+		}})
+	}
+	f := NewBlobFetcher(dir, BlobConfig{Local: map[string]string{"http://localhost:2583": srv.URL}, Timeout: 5 * time.Second})
+	got, err := f.Fetch(ctx, alice.String(), goodCID)
+	require.NoError(t, err)
+	require.Equal(t, good, got)
+	_, err = f.Fetch(ctx, bob.String(), goodCID)
+	require.ErrorIs(t, err, ErrBlobRefused)
+}
