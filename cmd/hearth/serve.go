@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/datadir"
-	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/internal/ratelimit"
+	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
 	"github.com/hearth-social/hearth/pds/identity"
