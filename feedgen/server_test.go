@@ -29,14 +29,13 @@ const feedHost = "feed.example.com"
 
 // unit is a feed generator with a mock directory and a hand-filled index, no firehose.
 type unit struct {
-	t       *testing.T
-	svc     *feedgen.Service
-	srv     *httptest.Server
-	dir     *identity.MockDirectory
-	viewer  syntax.DID
-	key     atcrypto.PrivateKey
-	cfg     feedgen.Config
-	authors []string
+	t      *testing.T
+	svc    *feedgen.Service
+	srv    *httptest.Server
+	dir    *identity.MockDirectory
+	viewer syntax.DID
+	key    atcrypto.PrivateKey
+	cfg    feedgen.Config
 }
 
 func newUnit(t *testing.T) *unit {

@@ -5,7 +5,6 @@ package pds
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -153,5 +152,3 @@ func (s *Server) Close() error {
 
 // Store exposes the store for the CLI's admin commands.
 func (s *Server) Store() *store.Store { return s.store }
-
-var errNotFound = errors.New("not found")

@@ -393,5 +393,3 @@ func genesis(ctx context.Context, tx *store.Tx, did syntax.DID, handle string, k
 	}
 	return res, nil
 }
-
-var errAccountInactive = errors.New("account is not active")

@@ -30,6 +30,7 @@ type DiffSet struct {
 	data  map[cid.Cid][]byte
 }
 
+//lint:ignore SA1019 indigo's mst.Tree.WriteDiffBlocks takes this (deprecated) interface
 var _ blockstore.Blockstore = (*DiffSet)(nil)
 
 // NewDiffSet returns an empty set.
