@@ -128,8 +128,6 @@ type limitState struct {
 	h      http.Header
 	// shown is the limit the RateLimit-* headers report: the tightest so far.
 	shown ratelimit.Result
-	// refused is the limit that refused the request, for Retry-After.
-	refused ratelimit.Result
 }
 
 type limitStateKey struct{}
@@ -153,13 +151,14 @@ func (st *limitState) apply(res ratelimit.Result) error {
 	if res.Allowed || !res.Limited() {
 		return nil
 	}
-	st.refused = res
 	return rateLimitError(res)
 }
 
 func rateLimitError(res ratelimit.Result) *xrpc.Error {
-	return xrpc.Errorf(http.StatusTooManyRequests, "RateLimitExceeded", "rate limit exceeded (%s); try again in %s seconds",
+	e := xrpc.Errorf(http.StatusTooManyRequests, "RateLimitExceeded", "rate limit exceeded (%s); try again in %s seconds",
 		res.Limit.String(), ratelimit.RetryAfter(res))
+	e.RetryAfter = ratelimit.RetryAfter(res)
+	return e
 }
 
 // limitXRPC applies the global per-IP limit to every XRPC request (methods served
@@ -189,10 +188,7 @@ func (s *Server) limitXRPC(next http.Handler) http.Handler {
 		if !res.Allowed && res.Limited() {
 			rl.log.Debug("rate limited", "nsid", nsid, "limit", "global", "policy", res.Limit.String(), "client", client)
 			ratelimit.SetHeaders(w.Header(), res)
-			w.Header().Set(ratelimit.HeaderRetryAfter, ratelimit.RetryAfter(res))
-			// Written here rather than by xrpc.WriteError, which would set Retry-After: 1.
-			b := rateLimitError(res)
-			xrpc.WriteJSON(w, http.StatusTooManyRequests, xrpc.Body{Error: b.Name, Message: b.Message})
+			xrpc.WriteError(w, r, nil, rateLimitError(res))
 			return
 		}
 		if !ownLimit {
@@ -203,28 +199,9 @@ func (s *Server) limitXRPC(next http.Handler) http.Handler {
 		st := &limitState{rl: rl, client: client, h: w.Header()}
 		st.report(res)
 		r = r.WithContext(context.WithValue(r.Context(), limitStateKey{}, st))
-		next.ServeHTTP(&retryAfterWriter{ResponseWriter: w, st: st}, r)
+		next.ServeHTTP(w, r)
 	})
 }
-
-// retryAfterWriter gives a refusal from checkRateLimit or a handler its real
-// Retry-After: those refusals are errors answered by xrpc.WriteError, which sets
-// Retry-After: 1 on every 429. It wraps only methods with limits of their own (no
-// streams or websockets among them).
-type retryAfterWriter struct {
-	http.ResponseWriter
-	st *limitState
-}
-
-func (w *retryAfterWriter) WriteHeader(code int) {
-	if code == http.StatusTooManyRequests && w.st.refused.Limited() {
-		w.Header().Set(ratelimit.HeaderRetryAfter, ratelimit.RetryAfter(w.st.refused))
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *retryAfterWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // checkRateLimit applies nsid's own limit (if it has one) once the caller is known.
 func (s *Server) checkRateLimit(r *http.Request, nsid string, c *caller) error {

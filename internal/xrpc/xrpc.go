@@ -18,6 +18,8 @@ type Error struct {
 	Message string
 	// Err is an optional cause, logged for 5xx errors but never shown to the client.
 	Err error
+	// RetryAfter is the Retry-After value (seconds) of a 429; "1" when empty.
+	RetryAfter string
 }
 
 func (e *Error) Error() string {
@@ -61,7 +63,11 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if xe.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
+		ra := xe.RetryAfter
+		if ra == "" {
+			ra = "1"
+		}
+		w.Header().Set("Retry-After", ra)
 	}
 	WriteJSON(w, xe.Status, Body{Error: xe.Name, Message: xe.Message})
 }
