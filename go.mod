@@ -17,6 +17,7 @@ require (
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/whyrusleeping/cbor-gen v0.3.1
 	golang.org/x/crypto v0.59.0
+	golang.org/x/sync v0.20.0
 )
 
 require (

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -115,17 +114,15 @@ func feedPublicURL(hostname string, addr net.Addr) string {
 	return "https://" + hostname
 }
 
-// feedRunner is a feed generator started by a command: its service and how to stop it.
+// feedRunner is a feed generator started by a command.
 type feedRunner struct {
-	svc    *feedgen.Service
-	addr   net.Addr
-	cancel context.CancelFunc
-	done   chan error
+	svc  *feedgen.Service
+	addr net.Addr
 }
 
-// startFeed opens the service, listens, and starts ingesting. serve registers the HTTP
-// server (so the caller shuts it down with its others).
-func startFeed(ctx context.Context, cfg feedgen.Config, listen string, log *slog.Logger, serve func(string, net.Listener, http.Handler)) (*feedRunner, error) {
+// startFeed opens the service and listens; rt serves its HTTP, runs its ingestion,
+// closes its labeler streams before the HTTP drain and its stores at the end.
+func startFeed(ctx context.Context, cfg feedgen.Config, listen string, log *slog.Logger, rt *runtime) (*feedRunner, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("--feed-listen (HEARTH_FEED_LISTEN) %s: %w", listen, err)
@@ -138,22 +135,15 @@ func startFeed(ctx context.Context, cfg feedgen.Config, listen string, log *slog
 		ln.Close()
 		return nil, err
 	}
-	serve("feed generator", ln, svc.Handler())
-	runCtx, cancel := context.WithCancel(ctx)
-	r := &feedRunner{svc: svc, addr: ln.Addr(), cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- svc.Run(runCtx) }()
-	return r, nil
-}
-
-// stop ends ingestion and closes the index; the HTTP server is shut down by its owner.
-// A nil runner (feed generator disabled) does nothing.
-func (r *feedRunner) stop() {
-	if r == nil {
-		return
-	}
-	r.cancel()
-	<-r.done
-	r.svc.Close()
+	rt.closeLast("feed generator", svc.Close)
+	rt.serveHTTP("feed generator", ln, svc.Handler())
+	rt.stream("labeler", func(ctx context.Context) {
+		if err := svc.Shutdown(ctx); err != nil {
+			log.Warn("labeler stream shutdown", "err", err)
+		}
+	})
+	rt.work("feed ingest", svc.Run)
+	return &feedRunner{svc: svc, addr: ln.Addr()}, nil
 }
 
 // print writes the feed generator's URLs.
@@ -172,7 +162,7 @@ func (r *feedRunner) print(w io.Writer) {
 // firehose on loopback (unless --feed-firehose says otherwise). It returns nil when
 // --no-feedgen is set. When the default --feed-listen address is taken, the PDS runs on
 // without it (the error is logged); an address given explicitly must work.
-func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc pds.Config, pdsAddr net.Addr, serve func(string, net.Listener, http.Handler)) (*feedRunner, error) {
+func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc pds.Config, pdsAddr net.Addr, rt *runtime) (*feedRunner, error) {
 	if cctx.Bool("no-feedgen") {
 		return nil, nil
 	}
@@ -195,7 +185,7 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 		cfg.Ingest.FirehoseURL = "ws://" + net.JoinHostPort(host, port) + "/xrpc/com.atproto.sync.subscribeRepos"
 		cfg.Ingest.BackfillURL = local // an index started after the PDS catches up with it
 	}
-	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, serve)
+	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, rt)
 	var opErr *net.OpError
 	if err != nil && errors.As(err, &opErr) && !cctx.IsSet("feed-listen") {
 		log.Error("feed generator not started (set --feed-listen, or --no-feedgen)", "err", err)
@@ -232,17 +222,9 @@ func runFeedServe(cctx *cli.Context) error {
 		return errors.New("--feed-firehose (HEARTH_FEED_FIREHOSE) is required, e.g. ws://127.0.0.1:2583 or wss://bsky.network")
 	}
 
-	var srv *http.Server
-	errc := make(chan error, 1)
-	serve := func(_ string, ln net.Listener, h http.Handler) {
-		srv = newHTTPServer(h)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
-	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, serve)
+	rt := newRuntime(log)
+	defer rt.closeAll()
+	r, err := startFeed(ctx, cfg, cctx.String("feed-listen"), log, rt)
 	if err != nil {
 		return err
 	}
@@ -250,21 +232,7 @@ func runFeedServe(cctx *cli.Context) error {
 	fmt.Fprintf(out, "Hearth %s feed generator\n", version)
 	r.print(out)
 	fmt.Fprintf(out, "  index:          %s\n", cfg.IndexPath)
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-errc:
-		log.Error("feed generator failed", "err", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r.svc.Shutdown(sctx) // labeler websockets first: the HTTP server does not track them
-	if serr := srv.Shutdown(sctx); serr != nil {
-		log.Warn("http shutdown", "err", serr)
-	}
-	r.stop()
-	return err
+	return rt.Run(ctx)
 }
 
 func runFeedPublish(cctx *cli.Context) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -179,61 +178,47 @@ func runServe(cctx *cli.Context) error {
 	}
 	sc.pds.AdminPassword = pw
 
-	var servers []*http.Server
-	errc := make(chan error, 3)
-	serve := func(name string, ln net.Listener, h http.Handler) {
-		srv := newHTTPServer(h)
-		servers = append(servers, srv)
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
-	}
-
-	var dir *identity.Directory
+	rt := newRuntime(log)
+	defer rt.closeAll() // when start-up fails before Run; Run closes them itself
 	if sc.embedPLC {
-		dir, err = identity.OpenDirectory(ctx, filepath.Join(sc.pds.DataDir, "plc.sqlite"), log.With("component", "plc"))
+		dir, err := identity.OpenDirectory(ctx, filepath.Join(sc.pds.DataDir, "plc.sqlite"), log.With("component", "plc"))
 		if err != nil {
 			return fmt.Errorf("opening the embedded PLC directory: %w", err)
 		}
-		defer dir.Close()
+		rt.closeLast("plc directory", dir.Close)
 		ln, err := net.Listen("tcp", sc.plcListen)
 		if err != nil {
 			return fmt.Errorf("--plc-listen (HEARTH_PLC_LISTEN) %s: %w", sc.plcListen, err)
 		}
 		sc.pds.PLCURL = "http://" + ln.Addr().String()
-		serve("plc directory", ln, dir.Handler())
+		rt.serveHTTP("plc directory", ln, dir.Handler())
 	}
 
 	srv, err := pds.New(ctx, sc.pds, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	rt.closeLast("pds", srv.Close)
 	ln, err := net.Listen("tcp", sc.listen)
 	if err != nil {
 		return fmt.Errorf("--listen (HEARTH_LISTEN) %s: %w", sc.listen, err)
 	}
-	serve("pds", ln, srv.Handler())
-	feed, err := startServeFeed(ctx, cctx, log, sc.pds, ln.Addr(), serve)
+	rt.serveHTTP("pds", ln, srv.Handler())
+	// Firehose subscribers get close frames before the HTTP servers drain.
+	rt.stream("firehose", srv.Shutdown)
+	feed, err := startServeFeed(ctx, cctx, log, sc.pds, ln.Addr(), rt)
 	if err != nil {
 		return err
 	}
-	defer feed.stop()
 
-	// Announce the public host to relays once the PDS is listening; stopped on return.
-	crawlCtx, stopCrawl := context.WithCancel(ctx)
-	crawlDone := make(chan struct{})
-	go func() {
-		defer close(crawlDone)
-		if len(sc.crawlers) == 0 {
-			return
-		}
+	// Announce the public host to relays once the PDS is listening.
+	if len(sc.crawlers) > 0 {
 		pub, _ := url.Parse(sc.pds.PublicURL) // checked by Validate
-		crawler.Run(crawlCtx, log.With("component", "crawler"), pub.Host, sc.crawlers, crawler.DefaultInterval)
-	}()
-	defer func() { stopCrawl(); <-crawlDone }()
+		rt.work("crawler", func(ctx context.Context) error {
+			crawler.Run(ctx, log.With("component", "crawler"), pub.Host, sc.crawlers, crawler.DefaultInterval)
+			return nil
+		})
+	}
 
 	if dl := cctx.String("debug-listen"); dl != "" {
 		host, _, err := net.SplitHostPort(dl)
@@ -244,7 +229,7 @@ func runServe(cctx *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("--debug-listen (HEARTH_DEBUG_LISTEN) %s: %w", dl, err)
 		}
-		serve("debug", dln, debugMux())
+		rt.serveHTTP("debug", dln, debugMux())
 		fmt.Fprintf(out, "  pprof:          http://%s/debug/pprof/\n", dln.Addr())
 	}
 	fmt.Fprintf(out, "Hearth %s\n", version)
@@ -265,27 +250,7 @@ func runServe(cctx *cli.Context) error {
 		fmt.Fprintf(out, "  admin password: %s (generated; kept in %s)\n", pw, filepath.Join(sc.pds.DataDir, "admin-password"))
 	}
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-errc:
-		log.Error("server failed", "err", err)
-	}
-	shutdown(log, srv, servers)
-	return err
-}
-
-func shutdown(log *slog.Logger, srv *pds.Server, servers []*http.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Hijacked websocket connections are not closed by http.Server.Shutdown: the
-	// sequencer sends each subscriber a close frame first.
-	srv.Shutdown(ctx)
-	for _, s := range servers {
-		if err := s.Shutdown(ctx); err != nil {
-			log.Warn("http shutdown", "err", err)
-		}
-	}
+	return rt.Run(ctx)
 }
 
 // debugMux serves pprof on its own mux (never on the PDS listener).
