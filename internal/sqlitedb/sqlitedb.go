@@ -7,6 +7,7 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -17,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/hearth-social/hearth/internal/datadir"
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" driver
 )
 
 // DB is a SQLite database with a single-connection writer and a reader pool.
@@ -232,4 +233,27 @@ func migrate(ctx context.Context, db *sql.DB, migrations fs.FS) error {
 		}
 	}
 	return nil
+}
+
+// IsUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure,
+// matched by SQLite's extended error code. With columns ("table.column"), it must be a
+// failure on one of them: SQLite reports the columns only in the message
+// ("UNIQUE constraint failed: accounts.handle"), so that part is read from it.
+func IsUniqueViolation(err error, columns ...string) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || (se.ExtendedCode != sqlite3.ErrConstraintUnique && se.ExtendedCode != sqlite3.ErrConstraintPrimaryKey) {
+		return false
+	}
+	if len(columns) == 0 {
+		return true
+	}
+	_, failed, _ := strings.Cut(se.Error(), "constraint failed: ")
+	for _, f := range strings.Split(failed, ",") {
+		for _, c := range columns {
+			if strings.TrimSpace(f) == c {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package sqlitedb
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -70,6 +71,43 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		if info, err := os.Stat(f); err == nil {
 			require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), f)
+		}
+	}
+}
+
+func TestIsUniqueViolation(t *testing.T) {
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(t.TempDir(), "u.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE people (id INTEGER PRIMARY KEY, handle TEXT UNIQUE, email TEXT UNIQUE, age INTEGER CHECK (age > 0))`,
+		`INSERT INTO people (id, handle, email, age) VALUES (1, 'a', 'a@x', 1)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert := func(id int, handle, email string, age int) error {
+		_, err := db.Exec(`INSERT INTO people (id, handle, email, age) VALUES (?, ?, ?, ?)`, id, handle, email, age)
+		return err
+	}
+	for _, tc := range []struct {
+		name    string
+		err     error
+		columns []string
+		want    bool
+	}{
+		{"handle clash", insert(2, "a", "b@x", 1), []string{"people.handle"}, true},
+		{"handle clash, asked about email", insert(2, "a", "b@x", 1), []string{"people.email"}, false},
+		{"email clash", insert(2, "b", "a@x", 1), []string{"people.handle", "people.email"}, true},
+		{"primary key", insert(1, "c", "c@x", 1), nil, true},
+		{"check constraint is not unique", insert(3, "d", "d@x", 0), nil, false},
+		{"not an error", nil, nil, false},
+	} {
+		if got := IsUniqueViolation(tc.err, tc.columns...); got != tc.want {
+			t.Errorf("%s: IsUniqueViolation(%v, %v) = %v, want %v", tc.name, tc.err, tc.columns, got, tc.want)
 		}
 	}
 }

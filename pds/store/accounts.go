@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/hearth-social/hearth/internal/sqlitedb"
 )
 
 // Account statuses, as com.atproto.sync.getRepoStatus reports them.
@@ -100,11 +102,10 @@ func (t *Tx) CreateAccount(a *Account) error {
 	_, err := t.exec(`INSERT INTO accounts (did, handle, email, password_hash, signing_key, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		a.DID, strings.ToLower(a.Handle), email, a.PasswordHash, a.SigningKey, StatusActive, a.CreatedAt)
 	if err != nil {
-		msg := err.Error()
 		switch {
-		case strings.Contains(msg, "accounts.handle"):
+		case sqlitedb.IsUniqueViolation(err, "accounts.handle"):
 			return ErrHandleTaken
-		case strings.Contains(msg, "accounts.email"):
+		case sqlitedb.IsUniqueViolation(err, "accounts.email"):
 			return ErrEmailTaken
 		}
 		return fmt.Errorf("inserting account: %w", err)
@@ -127,7 +128,7 @@ func (t *Tx) SetAccountStatus(did, status string) error {
 // SetHandle changes an account's handle.
 func (t *Tx) SetHandle(did, handle string) error {
 	_, err := t.exec(`UPDATE accounts SET handle = ? WHERE did = ?`, strings.ToLower(handle), did)
-	if err != nil && strings.Contains(err.Error(), "accounts.handle") {
+	if sqlitedb.IsUniqueViolation(err, "accounts.handle") {
 		return ErrHandleTaken
 	}
 	return err

@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/hearth-social/hearth/internal/sqlitedb"
 )
 
 // ErrAppPasswordExists: the account already has an app password with that name.
@@ -139,7 +140,7 @@ func (t *Tx) PutAppPassword(did string, p AppPassword) error {
 	}
 	_, err := t.exec(`INSERT INTO app_passwords (did, name, lookup, password_hash, privileged, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		did, p.Name, p.Lookup, p.PasswordHash, p.Privileged, p.CreatedAt)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+	if sqlitedb.IsUniqueViolation(err) {
 		return ErrAppPasswordExists
 	}
 	return err
