@@ -3,6 +3,8 @@ package xrpc
 import (
 	"net/http"
 	"strings"
+
+	"github.com/hearth-social/hearth/internal/ratelimit"
 )
 
 // corsAllowHeaders are the request headers browser clients may send. They are listed:
@@ -14,11 +16,10 @@ var corsAllowHeaders = strings.Join([]string{
 }, ", ")
 
 // corsExposeHeaders are the response headers browser clients may read.
-var corsExposeHeaders = strings.Join([]string{
-	"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "Retry-After",
+var corsExposeHeaders = strings.Join(append(ratelimit.ExposedHeaders(),
 	"atproto-repo-rev", "atproto-content-labelers", "atproto-proxy",
 	"DPoP-Nonce", "WWW-Authenticate", "Content-Usage",
-}, ", ")
+), ", ")
 
 // CORS lets any origin call the API (XRPC is public; credentials travel in headers, not
 // cookies): preflights are answered with the allowed methods and headers, every response
