@@ -15,7 +15,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,6 +31,7 @@ import (
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/feedgen/labeler"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/stretchr/testify/require"
 )
 
@@ -412,7 +412,7 @@ func TestClassifyEndToEnd(t *testing.T) {
 		`{"subject":{"$type":"com.atproto.admin.defs#repoRef","did":"`+dave.did+`"},"takedown":{"applied":true}}`))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("admin", "admin-pw")
+	req.SetBasicAuth("admin", testnet.AdminPassword)
 	res, err := h.client.Do(req)
 	require.NoError(t, err)
 	res.Body.Close()
@@ -433,27 +433,4 @@ func TestClassifyEndToEnd(t *testing.T) {
 	current, err := feed.svc.Labeler().Current(ctx, byName["A1"].uri)
 	require.NoError(t, err)
 	require.Empty(t, current)
-}
-
-// startFeedWith starts a feed generator on h's firehose with a modified configuration.
-func startFeedWith(t *testing.T, h *hearth, indexPath string, mod func(*feedgen.Config)) *feedNode {
-	t.Helper()
-	cfg := feedgen.DefaultConfig()
-	cfg.Hostname = "localhost"
-	cfg.IndexPath = indexPath
-	cfg.PLCURL = h.plcURL
-	cfg.AllowPrivate = true
-	cfg.Ingest.FirehoseURL = h.pdsURL
-	cfg.Ingest.MinBackoff = 20 * time.Millisecond
-	cfg.Ingest.MaxBackoff = 200 * time.Millisecond
-	if mod != nil {
-		mod(&cfg)
-	}
-	svc, err := feedgen.New(context.Background(), cfg, quiet)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &feedNode{svc: svc, cancel: cancel, done: make(chan error, 1)}
-	n.srv = httptest.NewServer(svc.Handler())
-	go func() { n.done <- svc.Run(ctx) }()
-	return n
 }

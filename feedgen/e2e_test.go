@@ -20,13 +20,14 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/feedgen/index"
+	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/hearth-social/hearth/pds"
-	pdsidentity "github.com/hearth-social/hearth/pds/identity"
 	"github.com/stretchr/testify/require"
 )
 
 type hearth struct {
 	t      *testing.T
+	net    *testnet.Net
 	pds    *pds.Server
 	pdsURL string
 	plcURL string
@@ -35,33 +36,8 @@ type hearth struct {
 
 func startPDS(t *testing.T) *hearth {
 	t.Helper()
-	ctx := context.Background()
-	tmp := t.TempDir()
-	dir, err := pdsidentity.OpenDirectory(ctx, filepath.Join(tmp, "plc.sqlite"), quiet)
-	require.NoError(t, err)
-	plc := httptest.NewServer(dir.Handler())
-	ts := httptest.NewUnstartedServer(nil)
-	cfg := pds.DefaultConfig()
-	cfg.DataDir = filepath.Join(tmp, "data")
-	cfg.PLCURL = plc.URL
-	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
-	cfg.AdminPassword = "admin-pw"
-	cfg.PasswordCost = 1 << 10
-	cfg.RateLimits.Bypass = []string{"127.0.0.1"} // the test's clients are on loopback
-	srv, err := pds.New(ctx, cfg, quiet)
-	require.NoError(t, err)
-	ts.Config.Handler = srv.Handler()
-	ts.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		ts.Close()
-		srv.Close()
-		plc.Close()
-		dir.Close()
-	})
-	return &hearth{t: t, pds: srv, pdsURL: ts.URL, plcURL: plc.URL, client: &http.Client{Timeout: 20 * time.Second}}
+	n := testnet.Start(t)
+	return &hearth{t: t, net: n, pds: n.PDS, pdsURL: n.URL(), plcURL: n.PLCServer.URL, client: n.Client.HTTP}
 }
 
 func (h *hearth) xrpc(method, nsid string, params url.Values, body any, token string) map[string]any {
@@ -141,43 +117,32 @@ func (h *hearth) serviceAuth(a acct, aud, lxm string) string {
 	return out["token"].(string)
 }
 
-// feedNode is a running feed generator.
+// feedNode is a running feed generator (testnet's, with the short names these tests use).
 type feedNode struct {
-	svc    *feedgen.Service
-	srv    *httptest.Server
-	cancel context.CancelFunc
-	done   chan error
+	f   *testnet.Feed
+	svc *feedgen.Service
+	srv *httptest.Server
 }
 
 func startFeed(t *testing.T, h *hearth, indexPath string) *feedNode {
 	t.Helper()
-	cfg := feedgen.DefaultConfig()
-	cfg.Hostname = "localhost"
-	cfg.IndexPath = indexPath
-	cfg.PLCURL = h.plcURL
-	cfg.AllowPrivate = true
-	cfg.Ingest.FirehoseURL = h.pdsURL
-	cfg.Ingest.MinBackoff = 20 * time.Millisecond
-	cfg.Ingest.MaxBackoff = 200 * time.Millisecond
-	svc, err := feedgen.New(context.Background(), cfg, quiet)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &feedNode{svc: svc, srv: httptest.NewServer(svc.Handler()), cancel: cancel, done: make(chan error, 1)}
-	go func() { n.done <- svc.Run(ctx) }()
-	return n
+	return startFeedWith(t, h, indexPath, nil)
+}
+
+// startFeedWith starts a feed generator on h's firehose with a modified configuration.
+func startFeedWith(t *testing.T, h *hearth, indexPath string, mod func(*feedgen.Config)) *feedNode {
+	t.Helper()
+	var mods []func(*feedgen.Config)
+	if mod != nil {
+		mods = append(mods, mod)
+	}
+	f := h.net.StartFeed(t, indexPath, mods...)
+	return &feedNode{f: f, svc: f.Svc, srv: f.Server}
 }
 
 func (n *feedNode) stop(t *testing.T) {
 	t.Helper()
-	n.cancel()
-	select {
-	case err := <-n.done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("feed generator did not stop")
-	}
-	n.srv.Close()
-	require.NoError(t, n.svc.Close())
+	require.NoError(t, n.f.Stop())
 }
 
 // page fetches one skeleton page.

@@ -35,7 +35,7 @@ func TestAccountLifecycle(t *testing.T) {
 	fh := subscribe(t, e.http.URL, &cursor)
 	r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": post("hi")}, alice.Access)
 	requireOK(t, r)
-	rkey := r.str("uri")[len("at://"+alice.DID+"/app.bsky.feed.post/"):]
+	rkey := r.Str("uri")[len("at://"+alice.DID+"/app.bsky.feed.post/"):]
 	getPost := func() *resp {
 		return e.get("com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, "")
 	}
@@ -49,7 +49,7 @@ func TestAccountLifecycle(t *testing.T) {
 	st := e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {alice.DID}}, "")
 	requireOK(t, st)
 	require.Equal(t, false, st.JSON["active"])
-	require.Equal(t, "deactivated", st.str("status"))
+	require.Equal(t, "deactivated", st.Str("status"))
 	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": alice.Password}, "")
 	requireOK(t, login)
 	require.Equal(t, false, login.JSON["active"])

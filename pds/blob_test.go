@@ -77,7 +77,7 @@ func (e *env) createPost(a *account, p map[string]any) string {
 	e.t.Helper()
 	r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": a.DID, "collection": "app.bsky.feed.post", "record": p}, a.Access)
 	requireOK(e.t, r)
-	uri := r.str("uri")
+	uri := r.Str("uri")
 	return uri[strings.LastIndex(uri, "/")+1:]
 }
 
@@ -167,8 +167,8 @@ func TestBlobNotFoundAndUnknownRefs(t *testing.T) {
 	fake := map[string]any{"$type": "blob", "ref": map[string]any{"$link": unknown}, "mimeType": "image/png", "size": 100}
 	r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": imagePost("ghost", fake)}, alice.Access)
 	requireXRPCError(t, r, 400, "InvalidRequest")
-	require.Contains(t, r.str("message"), unknown)
-	require.Contains(t, r.str("message"), "not uploaded")
+	require.Contains(t, r.Str("message"), unknown)
+	require.Contains(t, r.Str("message"), "not uploaded")
 	bobRef := e.uploadOK(bob.Access, testPNG(t, 3))
 	requireXRPCError(t, e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": imagePost("borrowed", bobRef)}, alice.Access), 400, "InvalidRequest")
 	after, _ := e.latest(alice.DID)

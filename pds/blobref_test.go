@@ -42,13 +42,13 @@ func TestBlobRefsCheckedAgainstStoredBlob(t *testing.T) {
 	// Declaring a small size is caught against the stored size.
 	r := e.putProfile(alice, blobRef(link, "image/png", 1000), nil)
 	requireXRPCError(t, r, 400, "InvalidRequest")
-	require.Contains(t, r.str("message"), "avatar")
-	require.Contains(t, r.str("message"), "1000 bytes")
-	require.Contains(t, r.str("message"), "3145728 bytes")
+	require.Contains(t, r.Str("message"), "avatar")
+	require.Contains(t, r.Str("message"), "1000 bytes")
+	require.Contains(t, r.Str("message"), "3145728 bytes")
 	// Declared truthfully, skipping validation does not skip the field's maxSize.
 	r = e.putProfile(alice, blobRef(link, "image/png", len(big)), &no)
 	requireXRPCError(t, r, 400, "BlobTooLarge")
-	require.Contains(t, r.str("message"), "avatar")
+	require.Contains(t, r.Str("message"), "avatar")
 
 	// An HTML upload declared as JPEG is caught against the sniffed type.
 	html := e.upload(alice.Access, "image/jpeg", []byte("<!DOCTYPE html><html><body><script>alert(1)</script></body></html>"))
@@ -58,20 +58,20 @@ func TestBlobRefsCheckedAgainstStoredBlob(t *testing.T) {
 	htmlLink, htmlSize := blobLink(htmlRef), int(htmlRef["size"].(float64))
 	r = e.putProfile(alice, blobRef(htmlLink, "image/jpeg", htmlSize), nil)
 	requireXRPCError(t, r, 400, "InvalidRequest")
-	require.Contains(t, r.str("message"), "avatar")
-	require.Contains(t, r.str("message"), `"text/html"`)
+	require.Contains(t, r.Str("message"), "avatar")
+	require.Contains(t, r.Str("message"), `"text/html"`)
 	// Declared truthfully, the field's accept list applies to the stored type.
 	requireXRPCError(t, e.putProfile(alice, blobRef(htmlLink, "text/html", htmlSize), &no), 400, "InvalidMimeType")
 	// Wildcard accepts (image/* of an image embed), nested in a union and an array.
 	p := imagePost("html as an image", blobRef(htmlLink, "text/html", htmlSize))
 	r = e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": p, "validate": false}, alice.Access)
 	requireXRPCError(t, r, 400, "InvalidMimeType")
-	require.Contains(t, r.str("message"), "embed.images[0].image")
+	require.Contains(t, r.Str("message"), "embed.images[0].image")
 	// Records of unknown lexicons still may not misdeclare a blob.
 	r = e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "com.example.thing",
 		"record": map[string]any{"file": blobRef(htmlLink, "image/png", htmlSize)}}, alice.Access)
 	requireXRPCError(t, r, 400, "InvalidRequest")
-	require.Contains(t, r.str("message"), "file")
+	require.Contains(t, r.Str("message"), "file")
 	// applyWrites goes through the same check.
 	r = e.post("com.atproto.repo.applyWrites", map[string]any{"repo": alice.DID, "writes": []any{map[string]any{
 		"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.actor.profile", "rkey": "self",

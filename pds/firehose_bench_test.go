@@ -3,15 +3,11 @@ package pds_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/internal/firehose"
-	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/ipfs/go-cid"
 )
 
@@ -62,39 +57,9 @@ type benchPDS struct {
 
 func startBenchPDS(b *testing.B) *benchPDS {
 	b.Helper()
-	ctx := context.Background()
-	tmp := b.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	dir, err := identity.OpenDirectory(ctx, filepath.Join(tmp, "plc.sqlite"), log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	plc := httptest.NewServer(dir.Handler())
-	ts := httptest.NewUnstartedServer(nil)
-	cfg := pds.DefaultConfig()
-	cfg.DataDir = filepath.Join(tmp, "data")
-	cfg.PLCURL = plc.URL
-	cfg.PublicURL = "http://" + ts.Listener.Addr().String()
-	cfg.AdminPassword = adminPassword
-	cfg.PasswordCost = 1 << 10
-	cfg.RateLimits.Bypass = []string{"127.0.0.1"} // the benchmark's clients are on loopback
-	srv, err := pds.New(ctx, cfg, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts.Config.Handler = srv.Handler()
-	ts.Start()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		ts.Close()
-		srv.Close()
-		plc.Close()
-		dir.Close()
-	})
+	n := testnet.Start(b)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	return &benchPDS{base: ts.URL, client: &http.Client{Timeout: 30 * time.Second, Transport: tr}}
+	return &benchPDS{base: n.URL(), client: &http.Client{Timeout: 30 * time.Second, Transport: tr}}
 }
 
 func (p *benchPDS) post(nsid string, body any, token string) (map[string]any, error) {

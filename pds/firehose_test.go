@@ -129,7 +129,7 @@ func TestFirehoseMixedWorkload(t *testing.T) {
 			var posts []string
 			for j := 0; j < 3; j++ {
 				r := write("com.atproto.repo.createRecord", map[string]any{"repo": a.DID, "collection": "app.bsky.feed.post", "record": post(fmt.Sprintf("r%d p%d", round, j))}, a)
-				posts = append(posts, r.str("uri"))
+				posts = append(posts, r.Str("uri"))
 			}
 			rkey := func(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
 			profile := func(name string) map[string]any {

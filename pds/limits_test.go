@@ -26,7 +26,7 @@ func TestApplyWritesCommitSizeLimit(t *testing.T) {
 	head, _ := e.latest(alice.DID)
 	r := e.post("com.atproto.repo.applyWrites", map[string]any{"repo": alice.DID, "writes": writes}, alice.Access)
 	requireXRPCError(t, r, 400, "InvalidRequest")
-	if !strings.Contains(r.str("message"), "2000000") && !strings.Contains(r.str("message"), "2,000,000") {
+	if !strings.Contains(r.Str("message"), "2000000") && !strings.Contains(r.Str("message"), "2,000,000") {
 		t.Fatalf("message does not name the limit: %s", r.Body)
 	}
 	after, _ := e.latest(alice.DID)

@@ -23,9 +23,9 @@ func (e *env) appPasswordSession(a *account, name string, privileged bool) strin
 	e.t.Helper()
 	r := e.post("com.atproto.server.createAppPassword", map[string]any{"name": name, "privileged": privileged}, a.Access)
 	requireOK(e.t, r)
-	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": a.Handle, "password": r.str("password")}, "")
+	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": a.Handle, "password": r.Str("password")}, "")
 	requireOK(e.t, login)
-	return login.str("accessJwt")
+	return login.Str("accessJwt")
 }
 
 func jsonRoundTrip(t *testing.T, v any) any {

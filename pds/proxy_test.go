@@ -53,7 +53,7 @@ func TestGetServiceAuth(t *testing.T) {
 
 	r := e.get("com.atproto.server.getServiceAuth", url.Values{"aud": {aud}, "lxm": {lxm.String()}}, alice.Access)
 	requireOK(t, r)
-	tok := r.str("token")
+	tok := r.Str("token")
 	hdr, claims := jwtClaims(t, tok)
 	require.Equal(t, "ES256K", hdr["alg"])
 	require.Equal(t, alice.DID, claims["iss"])
@@ -74,7 +74,7 @@ func TestGetServiceAuth(t *testing.T) {
 	require.Error(t, err, "wrong aud must fail")
 	// Another account's key does not verify alice's token.
 	bob := e.createAccount("bob")
-	bobTok := e.get("com.atproto.server.getServiceAuth", url.Values{"aud": {aud}, "lxm": {lxm.String()}}, bob.Access).str("token")
+	bobTok := e.get("com.atproto.server.getServiceAuth", url.Values{"aud": {aud}, "lxm": {lxm.String()}}, bob.Access).Str("token")
 	_, bobClaims := jwtClaims(t, bobTok)
 	require.Equal(t, bob.DID, bobClaims["iss"])
 	forged := strings.Split(tok, ".")
@@ -86,13 +86,13 @@ func TestGetServiceAuth(t *testing.T) {
 	want := time.Now().Add(30 * time.Minute).Unix()
 	r = e.get("com.atproto.server.getServiceAuth", url.Values{"aud": {aud}, "lxm": {lxm.String()}, "exp": {strconv.FormatInt(want, 10)}}, alice.Access)
 	requireOK(t, r)
-	_, claims = jwtClaims(t, r.str("token"))
+	_, claims = jwtClaims(t, r.Str("token"))
 	require.InDelta(t, want, int64(claims["exp"].(float64)), 1)
 	r = e.get("com.atproto.server.getServiceAuth", url.Values{"aud": {aud}}, alice.Access)
 	requireOK(t, r)
-	_, claims = jwtClaims(t, r.str("token"))
+	_, claims = jwtClaims(t, r.Str("token"))
 	require.NotContains(t, claims, "lxm")
-	did, err = v.Validate(ctx, r.str("token"), nil)
+	did, err = v.Validate(ctx, r.Str("token"), nil)
 	require.NoError(t, err)
 	require.Equal(t, alice.DID, did.String())
 
@@ -421,6 +421,6 @@ func TestProxyUnreachableAndPrivate(t *testing.T) {
 	// addresses (no SSRF through the atproto-proxy header).
 	r := e.raw("GET", "app.bsky.feed.getTimeline", "", nil, alice.Access, map[string]string{"atproto-proxy": svc.did + "#svc"})
 	requireXRPCError(t, r, 502, "UpstreamFailure")
-	require.Contains(t, r.str("message"), "not at a public address")
+	require.Contains(t, r.Str("message"), "not at a public address")
 	require.Zero(t, svc.count())
 }

@@ -70,7 +70,7 @@ func TestRateLimitGlobalPerIP(t *testing.T) {
 		r = e.get(nsid, nil, "")
 		requireRefused(t, r, time.Minute)
 		requireLimitHeaders(t, r, 5, 0, time.Minute)
-		require.Contains(t, r.str("message"), "5/1m")
+		require.Contains(t, r.Str("message"), "5/1m")
 	}
 	// Not XRPC: not limited.
 	res, err := e.client.Get(e.http.URL + "/robots.txt")

@@ -18,7 +18,7 @@ import (
 func (e *env) latest(did string) (string, string) {
 	r := e.get("com.atproto.sync.getLatestCommit", url.Values{"did": {did}}, "")
 	requireOK(e.t, r)
-	return r.str("cid"), r.str("rev")
+	return r.Str("cid"), r.Str("rev")
 }
 
 func TestRecordLifecycle(t *testing.T) {
@@ -28,22 +28,22 @@ func TestRecordLifecycle(t *testing.T) {
 	// createRecord: TID rkey, valid lexicon, commit {cid, rev} that is the new head.
 	r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": post("hello")}, alice.Access)
 	requireOK(t, r)
-	uri := r.str("uri")
+	uri := r.Str("uri")
 	rkey := uri[strings.LastIndex(uri, "/")+1:]
 	_, err := syntax.ParseTID(rkey)
 	require.NoError(t, err)
-	require.Equal(t, "valid", r.str("validationStatus"))
+	require.Equal(t, "valid", r.Str("validationStatus"))
 	commit := r.JSON["commit"].(map[string]any)
 	head, rev := e.latest(alice.DID)
 	require.Equal(t, head, commit["cid"])
 	require.Equal(t, rev, commit["rev"])
-	postCID := r.str("cid")
+	postCID := r.Str("cid")
 
 	// getRecord by DID and by handle, with and without a matching cid.
 	for _, repoID := range []string{alice.DID, "alice.test"} {
 		g := e.get("com.atproto.repo.getRecord", url.Values{"repo": {repoID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, "")
 		requireOK(t, g)
-		require.Equal(t, postCID, g.str("cid"))
+		require.Equal(t, postCID, g.Str("cid"))
 		require.Equal(t, "hello", g.JSON["value"].(map[string]any)["text"])
 	}
 	requireXRPCError(t, e.get("com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}, "cid": {head}}, ""), 400, "RecordNotFound")
@@ -52,22 +52,22 @@ func TestRecordLifecycle(t *testing.T) {
 	profile := map[string]any{"$type": "app.bsky.actor.profile", "displayName": "Alice"}
 	r = e.post("com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "self", "record": profile}, alice.Access)
 	requireOK(t, r)
-	p1 := r.str("cid")
+	p1 := r.Str("cid")
 	profile["displayName"] = "Alice 2"
 	requireXRPCError(t, e.post("com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "self", "record": profile, "swapRecord": postCID}, alice.Access), 400, "InvalidSwap")
 	requireXRPCError(t, e.post("com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "self", "record": profile, "swapRecord": nil}, alice.Access), 400, "InvalidSwap")
 	r = e.post("com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "self", "record": profile, "swapRecord": p1}, alice.Access)
 	requireOK(t, r)
-	require.NotEqual(t, p1, r.str("cid"))
+	require.NotEqual(t, p1, r.Str("cid"))
 
 	// Unknown lexicon: accepted unvalidated unless validate=true.
 	r = e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "com.example.thing", "record": map[string]any{"a": 1}}, alice.Access)
 	requireOK(t, r)
-	require.Equal(t, "unknown", r.str("validationStatus"))
+	require.Equal(t, "unknown", r.Str("validationStatus"))
 	requireXRPCError(t, e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "com.example.thing", "validate": true, "record": map[string]any{"a": 1}}, alice.Access), 400, "InvalidRequest")
 	r = e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "validate": false, "record": map[string]any{"nonsense": true}}, alice.Access)
 	requireOK(t, r)
-	require.Equal(t, "unknown", r.str("validationStatus"))
+	require.Equal(t, "unknown", r.Str("validationStatus"))
 
 	// listRecords: descending by default, ascending with reverse, paginated.
 	for i := 0; i < 5; i++ {
@@ -89,7 +89,7 @@ func TestRecordLifecycle(t *testing.T) {
 			for _, x := range r.JSON["records"].([]any) {
 				out = append(out, x.(map[string]any)["uri"].(string))
 			}
-			cursor = r.str("cursor")
+			cursor = r.Str("cursor")
 			if cursor == "" {
 				break
 			}
@@ -252,8 +252,8 @@ func TestRepoExportVerifies(t *testing.T) {
 	for i := 0; i < 120; i++ {
 		r := e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": post(fmt.Sprint("post ", i))}, alice.Access)
 		requireOK(t, r)
-		u := r.str("uri")
-		written[strings.TrimPrefix(u, "at://"+alice.DID+"/")] = r.str("cid")
+		u := r.Str("uri")
+		written[strings.TrimPrefix(u, "at://"+alice.DID+"/")] = r.Str("cid")
 		if i == 99 {
 			midRev = r.JSON["commit"].(map[string]any)["rev"].(string)
 		}
@@ -329,14 +329,14 @@ func TestRepoExportVerifies(t *testing.T) {
 	r = e.get("com.atproto.sync.listRepos", url.Values{"limit": {"1"}}, "")
 	requireOK(t, r)
 	require.Len(t, r.JSON["repos"], 1)
-	require.NotEmpty(t, r.str("cursor"))
-	r2 := e.get("com.atproto.sync.listRepos", url.Values{"cursor": {r.str("cursor")}}, "")
+	require.NotEmpty(t, r.Str("cursor"))
+	r2 := e.get("com.atproto.sync.listRepos", url.Values{"cursor": {r.Str("cursor")}}, "")
 	requireOK(t, r2)
 	require.Len(t, r2.JSON["repos"], 1)
 	r = e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {alice.DID}}, "")
 	requireOK(t, r)
 	require.Equal(t, true, r.JSON["active"])
-	require.Equal(t, rev, r.str("rev"))
+	require.Equal(t, rev, r.Str("rev"))
 }
 
 func bigArray(n, size int) []string {

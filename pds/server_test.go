@@ -20,7 +20,7 @@ func TestDescribeServer(t *testing.T) {
 	e := newEnv(t)
 	r := e.get("com.atproto.server.describeServer", nil, "")
 	requireOK(t, r)
-	require.Equal(t, "did:web:localhost", r.str("did"))
+	require.Equal(t, "did:web:localhost", r.Str("did"))
 	require.Equal(t, []any{".test"}, r.JSON["availableUserDomains"])
 	require.Equal(t, false, r.JSON["inviteCodeRequired"])
 }
@@ -44,7 +44,7 @@ func TestCreateAccountAndIdentity(t *testing.T) {
 
 	r := e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"ALICE.test"}}, "")
 	requireOK(t, r)
-	require.Equal(t, alice.DID, r.str("did"))
+	require.Equal(t, alice.DID, r.Str("did"))
 	requireXRPCError(t, e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"nobody.test"}}, ""), 400, "HandleNotFound")
 	requireXRPCError(t, e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"not a handle"}}, ""), 400, "InvalidRequest")
 
@@ -95,8 +95,8 @@ func TestSessions(t *testing.T) {
 		t.Run("login by "+ident, func(t *testing.T) {
 			r := e.post("com.atproto.server.createSession", map[string]any{"identifier": ident, "password": alice.Password}, "")
 			requireOK(t, r)
-			require.Equal(t, alice.DID, r.str("did"))
-			require.Equal(t, "alice.test", r.str("handle"))
+			require.Equal(t, alice.DID, r.Str("did"))
+			require.Equal(t, "alice.test", r.Str("handle"))
 		})
 	}
 	requireXRPCError(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": "wrong"}, ""), 401, "AuthenticationRequired")
@@ -107,12 +107,12 @@ func TestSessions(t *testing.T) {
 	// working once that session ends.
 	r := e.get("com.atproto.server.getSession", nil, alice.Access)
 	requireOK(t, r)
-	require.Equal(t, alice.DID, r.str("did"))
+	require.Equal(t, alice.DID, r.Str("did"))
 	r = e.post("com.atproto.server.refreshSession", nil, alice.Refresh)
 	requireOK(t, r)
-	newRefresh := r.str("refreshJwt")
+	newRefresh := r.Str("refreshJwt")
 	require.NotEqual(t, alice.Refresh, newRefresh)
-	requireOK(t, e.get("com.atproto.server.getSession", nil, r.str("accessJwt")))
+	requireOK(t, e.get("com.atproto.server.getSession", nil, r.Str("accessJwt")))
 
 	// Token type confusion and garbage.
 	requireXRPCError(t, e.get("com.atproto.server.getSession", nil, newRefresh), 401, "InvalidToken")
@@ -131,13 +131,13 @@ func TestAppPasswords(t *testing.T) {
 	alice := e.createAccount("alice")
 	r := e.post("com.atproto.server.createAppPassword", map[string]any{"name": "phone"}, alice.Access)
 	requireOK(t, r)
-	appPw := r.str("password")
+	appPw := r.Str("password")
 	require.Regexp(t, `^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$`, appPw)
 	requireXRPCError(t, e.post("com.atproto.server.createAppPassword", map[string]any{"name": "phone"}, alice.Access), 400, "DuplicateName")
 
 	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": appPw}, "")
 	requireOK(t, login)
-	appAccess := login.str("accessJwt")
+	appAccess := login.Str("accessJwt")
 	// An app-password session can post but not manage app passwords.
 	requireOK(t, e.post("com.atproto.repo.createRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.feed.post", "record": post("from my phone")}, appAccess))
 	requireXRPCError(t, e.post("com.atproto.server.createAppPassword", map[string]any{"name": "x"}, appAccess), 403, "Forbidden")
@@ -150,7 +150,7 @@ func TestAppPasswords(t *testing.T) {
 
 	requireOK(t, e.post("com.atproto.server.revokeAppPassword", map[string]any{"name": "phone"}, alice.Access))
 	requireXRPCError(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": appPw}, ""), 401, "AuthenticationRequired")
-	requireXRPCError(t, e.post("com.atproto.server.refreshSession", nil, login.str("refreshJwt")), 401, "ExpiredToken")
+	requireXRPCError(t, e.post("com.atproto.server.refreshSession", nil, login.Str("refreshJwt")), 401, "ExpiredToken")
 }
 
 func TestInviteCodes(t *testing.T) {
@@ -162,7 +162,7 @@ func TestInviteCodes(t *testing.T) {
 
 	r = e.post("com.atproto.server.createInviteCode", map[string]any{"useCount": 1}, "admin")
 	requireOK(t, r)
-	code := r.str("code")
+	code := r.Str("code")
 	requireOK(t, e.post("com.atproto.server.createAccount", map[string]any{"handle": "alice.test", "password": "x", "inviteCode": code}, ""))
 	// Used up.
 	requireXRPCError(t, e.post("com.atproto.server.createAccount", map[string]any{"handle": "bob.test", "password": "x", "inviteCode": code}, ""), 400, "InvalidInviteCode")
@@ -170,10 +170,10 @@ func TestInviteCodes(t *testing.T) {
 
 	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": "x"}, "")
 	requireOK(t, login)
-	alice := login.str("did")
+	alice := login.Str("did")
 	r = e.post("com.atproto.server.createInviteCodes", map[string]any{"codeCount": 2, "useCount": 3, "forAccounts": []string{alice}}, "admin")
 	requireOK(t, r)
-	r = e.get("com.atproto.server.getAccountInviteCodes", nil, login.str("accessJwt"))
+	r = e.get("com.atproto.server.getAccountInviteCodes", nil, login.Str("accessJwt"))
 	requireOK(t, r)
 	codes := r.JSON["codes"].([]any)
 	require.Len(t, codes, 2)
@@ -195,7 +195,7 @@ func TestUpdateHandle(t *testing.T) {
 	requireOK(t, e.post("com.atproto.identity.updateHandle", map[string]any{"handle": "alice2.test"}, alice.Access))
 	r := e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"alice2.test"}}, "")
 	requireOK(t, r)
-	require.Equal(t, alice.DID, r.str("did"))
+	require.Equal(t, alice.DID, r.Str("did"))
 	doc, err := (&identity.Client{BaseURL: e.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, []string{"at://alice2.test"}, doc.AlsoKnownAs)

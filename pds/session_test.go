@@ -16,7 +16,7 @@ func TestLoginCostAndAppPasswordCap(t *testing.T) {
 	for i := 0; i < 25; i++ {
 		r := e.post("com.atproto.server.createAppPassword", map[string]any{"name": fmt.Sprintf("app%d", i)}, alice.Access)
 		requireOK(t, r)
-		pws = append(pws, r.str("password"))
+		pws = append(pws, r.Str("password"))
 	}
 	requireXRPCError(t, e.post("com.atproto.server.createAppPassword", map[string]any{"name": "one-too-many"}, alice.Access), 400, "TooManyAppPasswords")
 
@@ -57,11 +57,11 @@ func TestPrivilegedAppPasswordSurvivesRefresh(t *testing.T) {
 	alice := e.createAccount("alice")
 	r := e.post("com.atproto.server.createAppPassword", map[string]any{"name": "priv", "privileged": true}, alice.Access)
 	requireOK(t, r)
-	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": r.str("password")}, "")
+	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": r.Str("password")}, "")
 	requireOK(t, login)
-	ref := e.post("com.atproto.server.refreshSession", nil, login.str("refreshJwt"))
+	ref := e.post("com.atproto.server.refreshSession", nil, login.Str("refreshJwt"))
 	requireOK(t, ref)
-	for _, tok := range []string{login.str("accessJwt"), ref.str("accessJwt")} {
+	for _, tok := range []string{login.Str("accessJwt"), ref.Str("accessJwt")} {
 		_, claims := jwtClaims(t, tok)
 		require.Equal(t, "com.atproto.appPassPrivileged", claims["scope"])
 	}
@@ -76,15 +76,15 @@ func TestRefreshGracePeriod(t *testing.T) {
 	requireOK(t, first)
 	second := e.post("com.atproto.server.refreshSession", nil, alice.Refresh)
 	requireOK(t, second)
-	_, c1 := jwtClaims(t, first.str("refreshJwt"))
-	_, c2 := jwtClaims(t, second.str("refreshJwt"))
+	_, c1 := jwtClaims(t, first.Str("refreshJwt"))
+	_, c2 := jwtClaims(t, second.Str("refreshJwt"))
 	require.Equal(t, c1["jti"], c2["jti"])
-	requireOK(t, e.get("com.atproto.server.getSession", nil, second.str("accessJwt")))
+	requireOK(t, e.get("com.atproto.server.getSession", nil, second.Str("accessJwt")))
 	// The replacement rotates normally.
-	third := e.post("com.atproto.server.refreshSession", nil, second.str("refreshJwt"))
+	third := e.post("com.atproto.server.refreshSession", nil, second.Str("refreshJwt"))
 	requireOK(t, third)
-	requireOK(t, e.post("com.atproto.server.deleteSession", nil, third.str("refreshJwt")))
-	for _, tok := range []string{alice.Refresh, first.str("refreshJwt"), third.str("refreshJwt")} {
+	requireOK(t, e.post("com.atproto.server.deleteSession", nil, third.Str("refreshJwt")))
+	for _, tok := range []string{alice.Refresh, first.Str("refreshJwt"), third.Str("refreshJwt")} {
 		requireXRPCError(t, e.post("com.atproto.server.refreshSession", nil, tok), 401, "ExpiredToken")
 	}
 }
@@ -95,7 +95,7 @@ func TestTakedownRevokesSessions(t *testing.T) {
 	alice := e.createAccount("alice")
 	r := e.post("com.atproto.server.createAppPassword", map[string]any{"name": "phone"}, alice.Access)
 	requireOK(t, r)
-	appPw := r.str("password")
+	appPw := r.Str("password")
 	takedown := func(applied bool) {
 		requireOK(t, e.post("com.atproto.admin.updateSubjectStatus", map[string]any{
 			"subject": map[string]any{"$type": "com.atproto.admin.defs#repoRef", "did": alice.DID}, "takedown": map[string]any{"applied": applied},
@@ -107,7 +107,7 @@ func TestTakedownRevokesSessions(t *testing.T) {
 	requireXRPCError(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": appPw}, ""), 401, "AuthenticationRequired")
 	login := e.post("com.atproto.server.createSession", map[string]any{"identifier": "alice.test", "password": alice.Password}, "")
 	requireOK(t, login)
-	r = e.get("com.atproto.server.listAppPasswords", nil, login.str("accessJwt"))
+	r = e.get("com.atproto.server.listAppPasswords", nil, login.Str("accessJwt"))
 	requireOK(t, r)
 	require.Empty(t, r.JSON["passwords"])
 }
