@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/firehose"
+	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 )
@@ -149,40 +150,25 @@ func (p *hearthProc) kill(t *testing.T) {
 	}
 }
 
-// call posts an XRPC request and decodes the JSON answer.
+// call posts an XRPC request to a running hearth process (testnet's client) and
+// returns the JSON answer of a 200.
 func call(client *http.Client, base, nsid string, body any, token string) (map[string]any, error) {
-	js, err := json.Marshal(body)
+	c := testnet.NewClient(base, "")
+	c.HTTP = client
+	r, err := c.Call(http.MethodPost, nsid, nil, body, token)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(http.MethodPost, base+"/xrpc/"+nsid, bytes.NewReader(js))
-	if err != nil {
-		return nil, err
+	if r.Status != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d: %s", nsid, r.Status, r.Body)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: HTTP %d: %s", nsid, res.StatusCode, b)
-	}
-	var out map[string]any
-	return out, json.Unmarshal(b, &out)
+	return r.JSON, nil
 }
 
 // createPost writes one post and returns its acknowledged commit CID.
 func createPost(client *http.Client, base, did, token, text string) (string, error) {
 	out, err := call(client, base, "com.atproto.repo.createRecord", map[string]any{"repo": did, "collection": "app.bsky.feed.post",
-		"record": map[string]any{"$type": "app.bsky.feed.post", "text": text, "createdAt": time.Now().UTC().Format(time.RFC3339Nano)}}, token)
+		"record": testnet.Post(text)}, token)
 	if err != nil {
 		return "", err
 	}
