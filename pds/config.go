@@ -11,6 +11,10 @@ import (
 	"github.com/hearth-social/hearth/internal/ratelimit"
 )
 
+// DefaultMaxBlobBytes is the default cap on one blob: 300 MB, what the Bluesky app's
+// video uploads need (the reference PDS's default is similar).
+const DefaultMaxBlobBytes = 300 << 20
+
 // Config is everything the PDS needs to run. cmd/hearth maps flags onto it.
 type Config struct {
 	// DataDir holds the database, blobs and keys.
@@ -35,7 +39,8 @@ type Config struct {
 	MaxRecordBytes int
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64
-	// MaxBlobBytes caps one uploaded blob (advertised by describeServer).
+	// MaxBlobBytes caps one uploaded blob (advertised by describeServer); uploads are
+	// streamed to disk, so the cap costs no memory.
 	MaxBlobBytes int64
 	// BlobGrace is how long an upload may stay unreferenced before it is deleted.
 	BlobGrace time.Duration
@@ -106,7 +111,7 @@ func DefaultConfig() Config {
 		HandleDomains:  []string{".test"},
 		MaxRecordBytes: 1_000_000,
 		MaxBodyBytes:   2 << 20,
-		MaxBlobBytes:   100 << 20,
+		MaxBlobBytes:   DefaultMaxBlobBytes,
 		BlobGrace:      6 * time.Hour,
 		EventRetention: 72 * time.Hour,
 		Version:        "dev",
@@ -168,7 +173,7 @@ func (c *Config) Validate() error {
 		c.MaxBodyBytes = 2 << 20
 	}
 	if c.MaxBlobBytes <= 0 {
-		c.MaxBlobBytes = 100 << 20
+		c.MaxBlobBytes = DefaultMaxBlobBytes
 	}
 	if c.BlobGrace <= 0 {
 		c.BlobGrace = 6 * time.Hour

@@ -33,6 +33,15 @@ type route struct {
 	// activeOnly refuses deactivated accounts too (taken-down and deleted accounts are
 	// refused on every authenticated route).
 	activeOnly bool
+	// serviceAuth, when set, is the method name an inbound service-auth JWT (ES256K,
+	// from another service acting for a local account) must name as lxm to be accepted
+	// instead of a session token.
+	serviceAuth string
+}
+
+func withServiceAuth(rt route, lxm string) route {
+	rt.serviceAuth = lxm
+	return rt
 }
 
 // buildRoutes is the one routing table: NSID -> method, auth level, handler.
@@ -79,7 +88,9 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.repo.getRecord":        get(authNone, s.handleGetRecord),
 		"com.atproto.repo.listRecords":      get(authNone, s.handleListRecords),
 		"com.atproto.repo.describeRepo":     get(authNone, s.handleDescribeRepo),
-		"com.atproto.repo.uploadBlob":       postActive(authUser, s.handleUploadBlob),
+		// The video service uploads with the service-auth token the app got from
+		// getServiceAuth (aud this PDS, lxm uploadBlob).
+		"com.atproto.repo.uploadBlob": withServiceAuth(postActive(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
 		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
@@ -220,6 +231,12 @@ func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 		tok, err := auth.BearerToken(r)
 		if err != nil {
 			return nil, authError(err)
+		}
+		if rt.serviceAuth != "" && isServiceAuthJWT(tok) {
+			if c, err = s.checkInboundServiceAuth(r.Context(), tok, rt.serviceAuth); err != nil {
+				return nil, err
+			}
+			break
 		}
 		claims, err := s.sessions.CheckAccess(tok)
 		if err != nil {

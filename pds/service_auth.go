@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
@@ -103,15 +104,35 @@ func (s *Server) serviceAuthToken(ctx context.Context, did, aud string, lxm *syn
 	return indigoauth.SignServiceAuth(iss, aud, ttl, lxm, key)
 }
 
+// parseServiceRef checks a service reference: a DID, optionally with a "#service_id"
+// fragment naming one of its services (e.g. did:web:api.bsky.app#bsky_appview).
+func parseServiceRef(raw string) (string, error) {
+	did, frag, hasFrag := strings.Cut(raw, "#")
+	if _, err := syntax.ParseDID(did); err != nil {
+		return "", err
+	}
+	if hasFrag {
+		if frag == "" || len(frag) > 64 {
+			return "", fmt.Errorf("bad service fragment %q", frag)
+		}
+		for _, c := range frag {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+				return "", fmt.Errorf("bad service fragment %q", frag)
+			}
+		}
+	}
+	return raw, nil
+}
+
 func (s *Server) handleGetServiceAuth(w http.ResponseWriter, r *http.Request) error {
 	c := callerFrom(r.Context())
 	if c.DID == "" {
 		return xrpc.InvalidRequest("getServiceAuth needs a user session")
 	}
 	q := r.URL.Query()
-	aud, err := syntax.ParseDID(q.Get("aud"))
+	aud, err := parseServiceRef(q.Get("aud"))
 	if err != nil {
-		return xrpc.InvalidRequest("aud must be a DID: %q", q.Get("aud"))
+		return xrpc.InvalidRequest("aud must be a DID or a DID#service reference: %q", q.Get("aud"))
 	}
 	var lxm *syntax.NSID
 	if raw := q.Get("lxm"); raw != "" {
@@ -143,7 +164,7 @@ func (s *Server) handleGetServiceAuth(w http.ResponseWriter, r *http.Request) er
 			return xrpc.Errorf(http.StatusBadRequest, "BadExpiration", "cannot request a method-less token that expires more than a minute in the future")
 		}
 	}
-	tok, err := s.serviceAuthToken(r.Context(), c.DID, aud.String(), lxm, ttl)
+	tok, err := s.serviceAuthToken(r.Context(), c.DID, aud, lxm, ttl)
 	if err != nil {
 		return err
 	}

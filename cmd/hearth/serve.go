@@ -32,6 +32,7 @@ func serveCommand() *cli.Command {
 		Usage: "run the PDS (with an embedded PLC directory unless --plc-url is set)",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the databases, blobs and keys live", EnvVars: []string{"HEARTH_DATA_DIR"}},
+			&cli.Int64Flag{Name: "max-blob-size", Value: pds.DefaultMaxBlobBytes, Usage: "largest blob (image, video) one upload may be, in bytes", EnvVars: []string{"HEARTH_MAX_BLOB_SIZE"}},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
 			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
 			&cli.StringFlag{Name: "public-url", Usage: "URL that reaches this PDS (default https://HOSTNAME, or http://localhost:PORT for localhost)", EnvVars: []string{"HEARTH_PUBLIC_URL"}},
@@ -97,6 +98,9 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		return nil, errors.New("--jwt-secret (HEARTH_JWT_SECRET) must be at least 16 characters")
 	}
 	c.EventRetention = cctx.Duration("event-retention")
+	if c.MaxBlobBytes = cctx.Int64("max-blob-size"); c.MaxBlobBytes <= 0 {
+		return nil, errors.New("--max-blob-size (HEARTH_MAX_BLOB_SIZE) must be a positive number of bytes")
+	}
 	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
 	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
 	c.ProxyAllowPrivate = cctx.Bool("proxy-allow-private")
