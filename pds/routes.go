@@ -81,16 +81,16 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
 		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
 		// com.atproto.repo
-		"com.atproto.repo.createRecord":     post(authUser, s.handleCreateRecord),
-		"com.atproto.repo.putRecord":        post(authUser, s.handlePutRecord),
-		"com.atproto.repo.deleteRecord":     post(authUser, s.handleDeleteRecord),
-		"com.atproto.repo.applyWrites":      post(authUser, s.handleApplyWrites),
-		"com.atproto.repo.getRecord":        get(authNone, s.handleGetRecord),
-		"com.atproto.repo.listRecords":      get(authNone, s.handleListRecords),
-		"com.atproto.repo.describeRepo":     get(authNone, s.handleDescribeRepo),
+		"com.atproto.repo.createRecord": post(authUser, s.handleCreateRecord),
+		"com.atproto.repo.putRecord":    post(authUser, s.handlePutRecord),
+		"com.atproto.repo.deleteRecord": post(authUser, s.handleDeleteRecord),
+		"com.atproto.repo.applyWrites":  post(authUser, s.handleApplyWrites),
+		"com.atproto.repo.getRecord":    get(authNone, s.handleGetRecord),
+		"com.atproto.repo.listRecords":  get(authNone, s.handleListRecords),
+		"com.atproto.repo.describeRepo": get(authNone, s.handleDescribeRepo),
 		// The video service uploads with the service-auth token the app got from
 		// getServiceAuth (aud this PDS, lxm uploadBlob).
-		"com.atproto.repo.uploadBlob": withServiceAuth(postActive(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
+		"com.atproto.repo.uploadBlob":       withServiceAuth(postActive(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
 		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
