@@ -108,3 +108,17 @@ func TightenIfExists(path string) error {
 	}
 	return os.Chmod(path, FileMode)
 }
+
+// OpenAppendPrivate opens path for appending, creating it 0600 (and tightening an
+// existing file to 0600).
+func OpenAppendPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, FileMode)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(FileMode); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
