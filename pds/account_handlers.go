@@ -10,7 +10,6 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
-	"github.com/ipfs/go-cid"
 )
 
 // setAccountStatus changes an account's status and emits the #account event in the same
@@ -156,33 +155,9 @@ func (s *Server) handleAdminDeleteAccount(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	var blobs [][]byte
-	var deletedSeq int64
-	err = s.store.Write(r.Context(), func(tx *store.Tx) error {
-		var err error
-		if blobs, err = tx.DeleteAccountData(acct.DID); err != nil {
-			return err
-		}
-		deletedSeq, err = appendAccountEvent(tx, acct.DID, store.StatusDeleted)
-		return err
-	})
-	s.accounts.forget(acct.DID)
-	s.writer.forget(acct.DID)
-	if err != nil {
+	if err := s.deleteAccount(r.Context(), acct.DID, nil); err != nil {
 		return err
 	}
-	// The account's events are gone from the store; drop the buffered copies too, so
-	// subscribers replaying from a cursor read them from the store (where they no longer
-	// are) instead of from memory.
-	s.seq.DropThrough(deletedSeq - 1)
-	for _, raw := range blobs {
-		if c, err := cid.Cast(raw); err == nil {
-			if err := s.blobs.Delete(r.Context(), acct.DID, c); err != nil {
-				s.log.Warn("deleting blob of deleted account", "did", acct.DID, "cid", c, "err", err)
-			}
-		}
-	}
-	s.log.Info("account deleted", "did", acct.DID)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

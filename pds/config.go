@@ -4,12 +4,17 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/ratelimit"
+	"github.com/hearth-social/hearth/pds/mail"
 )
+
+// OutboxPath is where mail goes in dataDir when no SMTP server is configured.
+func OutboxPath(dataDir string) string { return filepath.Join(dataDir, "mail-outbox.jsonl") }
 
 // DefaultMaxBlobBytes is the default cap on one blob: 300 MB, what the Bluesky app's
 // video uploads need (the reference PDS's default is similar).
@@ -28,6 +33,9 @@ type Config struct {
 	HandleDomains []string
 	// InviteRequired makes createAccount demand an invite code.
 	InviteRequired bool
+	// Mailer sends the mailed tokens (PLC operations, account deletion); nil writes them
+	// to the outbox OutboxPath in the data dir.
+	Mailer mail.Mailer
 	// AdminPassword guards admin methods (HTTP Basic admin:PASSWORD).
 	AdminPassword string
 	// JWTSecret, when set, is the HS256 key of session tokens; otherwise a random key is
@@ -137,6 +145,9 @@ func (c *Config) ServerDID() string { return "did:web:" + c.Hostname }
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("data dir must be set")
+	}
+	if c.Mailer == nil {
+		c.Mailer = &mail.Outbox{Path: OutboxPath(c.DataDir)}
 	}
 	if _, err := syntax.ParseHandle(c.Hostname); err != nil && c.Hostname != "localhost" {
 		return fmt.Errorf("hostname %q is not a valid host name: %w", c.Hostname, err)

@@ -80,6 +80,13 @@ func (s *Server) buildRoutes() map[string]route {
 		// com.atproto.identity
 		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
 		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
+		// Account migration and deletion (plc_handlers.go, account_delete.go).
+		"com.atproto.identity.requestPlcOperationSignature": post(authUser, s.handleRequestPlcOperationSignature),
+		"com.atproto.identity.signPlcOperation":             post(authUser, s.handleSignPlcOperation),
+		"com.atproto.identity.getRecommendedDidCredentials": get(authUser, s.handleGetRecommendedDidCredentials),
+		"com.atproto.identity.submitPlcOperation":           post(authUser, s.handleSubmitPlcOperation),
+		"com.atproto.server.requestAccountDelete":           post(authUser, s.handleRequestAccountDelete),
+		"com.atproto.server.deleteAccount":                  post(authNone, s.handleDeleteAccount),
 		// com.atproto.repo
 		"com.atproto.repo.createRecord": post(authUser, s.handleCreateRecord),
 		"com.atproto.repo.putRecord":    post(authUser, s.handlePutRecord),

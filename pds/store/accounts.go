@@ -192,6 +192,7 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 		`DELETE FROM refresh_tokens WHERE did = ?`,
 		`DELETE FROM app_passwords WHERE did = ?`,
 		`DELETE FROM preferences WHERE did = ?`,
+		`DELETE FROM email_tokens WHERE did = ?`,
 		`DELETE FROM events WHERE did = ?`,
 		`UPDATE accounts SET status = 'deleted', handle = did, email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
 	} {
