@@ -7,8 +7,8 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
-	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -41,8 +41,8 @@ func appendAccountEvent(tx *store.Tx, did, status string) (int64, error) {
 		st := status
 		ev.Status = &st
 	}
-	return tx.AppendEvent(did, sequencer.TypeAccount, func(seq int64) ([]byte, error) {
-		return sequencer.AccountFrame(ev, seq)
+	return tx.AppendEvent(did, firehose.TypeAccount, func(seq int64) ([]byte, error) {
+		return firehose.AccountFrame(ev, seq)
 	})
 }
 

@@ -10,9 +10,9 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/identity"
-	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -80,8 +80,8 @@ func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 		at := tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
-		_, err := tx.AppendEvent(c.DID, sequencer.TypeIdentity, func(seq int64) ([]byte, error) {
-			return sequencer.IdentityFrame(&comatproto.SyncSubscribeRepos_Identity{Did: c.DID, Handle: &handle, Time: at}, seq)
+		_, err := tx.AppendEvent(c.DID, firehose.TypeIdentity, func(seq int64) ([]byte, error) {
+			return firehose.IdentityFrame(&comatproto.SyncSubscribeRepos_Identity{Did: c.DID, Handle: &handle, Time: at}, seq)
 		})
 		return err
 	})

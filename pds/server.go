@@ -122,7 +122,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxLag:       cfg.FirehoseMaxLag,
 		WriteTimeout: cfg.FirehoseWriteTimeout,
 	})
-	st.SetOnCommit(s.seq.Notify)
 	s.routes = s.buildRoutes()
 	s.proxy = newProxy(cfg, s.plc)
 	bgctx, cancel := context.WithCancel(context.Background())

@@ -13,8 +13,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/repo/mst"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/lexicons"
-	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
 	"github.com/hearth-social/hearth/repo"
 	"github.com/ipfs/go-cid"
@@ -259,8 +259,8 @@ func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) 
 		if err := putBlobRefs(tx, did.String(), res.Rev, req.Writes, req.Blobs, uses); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent(did.String(), sequencer.TypeCommit, func(seq int64) ([]byte, error) {
-			return sequencer.CommitFrame(ev, seq)
+		_, err := tx.AppendEvent(did.String(), firehose.TypeCommit, func(seq int64) ([]byte, error) {
+			return firehose.CommitFrame(ev, seq)
 		})
 		return err
 	})
@@ -363,13 +363,13 @@ func genesis(ctx context.Context, tx *store.Tx, did syntax.DID, handle string, k
 	}
 	at := tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
 	h := handle
-	if _, err := tx.AppendEvent(did.String(), sequencer.TypeIdentity, func(seq int64) ([]byte, error) {
-		return sequencer.IdentityFrame(&comatproto.SyncSubscribeRepos_Identity{Did: did.String(), Handle: &h, Time: at}, seq)
+	if _, err := tx.AppendEvent(did.String(), firehose.TypeIdentity, func(seq int64) ([]byte, error) {
+		return firehose.IdentityFrame(&comatproto.SyncSubscribeRepos_Identity{Did: did.String(), Handle: &h, Time: at}, seq)
 	}); err != nil {
 		return nil, err
 	}
-	if _, err := tx.AppendEvent(did.String(), sequencer.TypeAccount, func(seq int64) ([]byte, error) {
-		return sequencer.AccountFrame(&comatproto.SyncSubscribeRepos_Account{Did: did.String(), Active: true, Time: at}, seq)
+	if _, err := tx.AppendEvent(did.String(), firehose.TypeAccount, func(seq int64) ([]byte, error) {
+		return firehose.AccountFrame(&comatproto.SyncSubscribeRepos_Account{Did: did.String(), Active: true, Time: at}, seq)
 	}); err != nil {
 		return nil, err
 	}
@@ -377,8 +377,8 @@ func genesis(ctx context.Context, tx *store.Tx, did syntax.DID, handle string, k
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.AppendEvent(did.String(), sequencer.TypeCommit, func(seq int64) ([]byte, error) {
-		return sequencer.CommitFrame(ev, seq)
+	if _, err := tx.AppendEvent(did.String(), firehose.TypeCommit, func(seq int64) ([]byte, error) {
+		return firehose.CommitFrame(ev, seq)
 	}); err != nil {
 		return nil, err
 	}
@@ -386,8 +386,8 @@ func genesis(ctx context.Context, tx *store.Tx, did syntax.DID, handle string, k
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.AppendEvent(did.String(), sequencer.TypeSync, func(seq int64) ([]byte, error) {
-		return sequencer.SyncFrame(&comatproto.SyncSubscribeRepos_Sync{Did: did.String(), Rev: res.Rev, Blocks: syncCAR, Time: at}, seq)
+	if _, err := tx.AppendEvent(did.String(), firehose.TypeSync, func(seq int64) ([]byte, error) {
+		return firehose.SyncFrame(&comatproto.SyncSubscribeRepos_Sync{Did: did.String(), Rev: res.Rev, Blocks: syncCAR, Time: at}, seq)
 	}); err != nil {
 		return nil, err
 	}

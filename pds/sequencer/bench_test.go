@@ -32,8 +32,7 @@ const (
 func benchFanout(b *testing.B, subs, writeBatch int) {
 	src := newFakeSource()
 	src.pad = benchFrameLen
-	ts := newTestServer(b, src, Config{})
-	ts.seq.writeBatch = writeBatch
+	ts := newTestServer(b, src, Config{writeBatch: writeBatch})
 
 	// appended[seq] is the append time (unix ns) of each event.
 	appended := make([]atomic.Int64, benchMaxEvent)
@@ -87,7 +86,6 @@ func benchFanout(b *testing.B, subs, writeBatch int) {
 		}
 		appended[last+1].Store(time.Now().UnixNano())
 		last = src.add(b, 1)
-		ts.seq.Notify(last)
 	}
 
 	deadline := time.Now().Add(2 * time.Minute)
@@ -107,7 +105,7 @@ func benchFanout(b *testing.B, subs, writeBatch int) {
 		ws.Close()
 	}
 	wg.Wait()
-	if d := ts.seq.slowDrops.Load(); d > 0 {
+	if d := ts.seq.srv.SlowDrops(); d > 0 {
 		b.Fatalf("%d subscribers dropped as too slow", d)
 	}
 

@@ -33,9 +33,27 @@ type fakeSource struct {
 	maxPage int64        // most frame bytes returned by one EventsPage call
 	prunes  chan time.Time
 	readErr error
+	notify  chan struct{} // closed and replaced by commit, like the store's
 }
 
-func newFakeSource() *fakeSource { return &fakeSource{prunes: make(chan time.Time, 16)} }
+func newFakeSource() *fakeSource {
+	return &fakeSource{prunes: make(chan time.Time, 16), notify: make(chan struct{})}
+}
+
+// Notify is the store's: a channel closed at the next commit.
+func (f *fakeSource) Notify() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.notify
+}
+
+// commit wakes whoever waits on Notify, as the store does after a durable batch.
+func (f *fakeSource) commit() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+}
 
 var testCID = func() lexutil.LexLink {
 	h := sha256.Sum256([]byte("hearth"))
@@ -57,12 +75,12 @@ func testFrame(tb testing.TB, seq int64, pad int) []byte {
 		Blobs:  []lexutil.LexLink{},
 		Time:   "2026-01-01T00:00:00.000Z",
 	}
-	b, err := CommitFrame(ev, seq)
+	b, err := firehose.CommitFrame(ev, seq)
 	require.NoError(tb, err)
 	return b
 }
 
-// add appends n events created at `at` and returns the last seq (without notifying).
+// addAt appends n events created at `at`, commits, and returns the last seq.
 func (f *fakeSource) addAt(tb testing.TB, n int, at time.Time) int64 {
 	frames := make([][]byte, n)
 	f.mu.Lock()
@@ -76,10 +94,12 @@ func (f *fakeSource) addAt(tb testing.TB, n int, at time.Time) int64 {
 	defer f.mu.Unlock()
 	require.Equal(tb, first, f.last+1, "one writer at a time")
 	for i, fr := range frames {
-		f.evs = append(f.evs, store.Event{Seq: first + int64(i), Kind: TypeCommit, Frame: fr})
+		f.evs = append(f.evs, store.Event{Seq: first + int64(i), Kind: firehose.TypeCommit, Frame: fr})
 		f.created = append(f.created, at)
 	}
 	f.last += int64(n)
+	close(f.notify)
+	f.notify = make(chan struct{})
 	return f.last
 }
 
@@ -202,7 +222,7 @@ func readSeqs(tb testing.TB, c *firehose.Conn, after, until int64) {
 	tb.Helper()
 	for want := after + 1; want <= until; want++ {
 		ev := next(tb, c)
-		require.Equal(tb, TypeCommit, ev.Type, "event %d: %+v", want, ev.Error)
+		require.Equal(tb, firehose.TypeCommit, ev.Type, "event %d: %+v", want, ev.Error)
 		require.Equal(tb, want, ev.Seq)
 	}
 }

@@ -3,17 +3,16 @@ package sequencer
 import (
 	"sort"
 	"sync"
+
+	"github.com/hearth-social/hearth/internal/stream"
 )
 
-// entry is one stored frame kept in memory for live subscribers.
-type entry struct {
-	seq   int64
-	hdr   []byte // websocket frame header, computed once for every subscriber
-	frame []byte
-}
+// entry is one stored frame kept in memory for live subscribers, with its websocket
+// header computed once for all of them.
+type entry = stream.Event
 
-// size is what the entry pins in memory, as counted against the ring's byte budget.
-func (e *entry) size() int64 { return int64(len(e.hdr) + len(e.frame)) }
+// entrySize is what an entry pins in memory, as counted against the ring's byte budget.
+func entrySize(e *entry) int64 { return int64(len(e.Header) + len(e.Frame)) }
 
 // ringState says where a subscriber stands relative to the ring.
 type ringState int
@@ -35,8 +34,8 @@ const (
 // subscriber left below floor pages from the Source instead.
 //
 // Only the tail goroutine appends; subscribers read under the read lock. Waiters are
-// woken by closing wake, which is replaced on every append (so Notify and the tail never
-// wait on anybody).
+// woken by closing wake, which is replaced on every append (so the tail never waits on
+// anybody).
 type ring struct {
 	mu    sync.RWMutex
 	buf   []entry
@@ -45,7 +44,7 @@ type ring struct {
 	floor int64
 	last  int64
 	wake  chan struct{}
-	// bytes is the sum of size() over the held entries; it never exceeds maxBytes.
+	// bytes is the sum of entrySize over the held entries; it never exceeds maxBytes.
 	bytes    int64
 	maxBytes int64
 }
@@ -69,7 +68,7 @@ func (r *ring) reset(seq int64) {
 func (r *ring) dropThrough(seq int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for r.n > 0 && r.buf[r.start].seq <= seq {
+	for r.n > 0 && r.buf[r.start].Seq <= seq {
 		r.evictOldestLocked()
 	}
 	if r.floor < seq {
@@ -109,10 +108,10 @@ func (r *ring) append(es []entry) {
 	}
 	r.mu.Lock()
 	for _, e := range es {
-		if e.seq <= r.last {
+		if e.Seq <= r.last {
 			continue
 		}
-		size := e.size()
+		size := entrySize(&e)
 		for r.n > 0 && (r.n == len(r.buf) || r.bytes+size > r.maxBytes) {
 			r.evictOldestLocked()
 		}
@@ -120,13 +119,13 @@ func (r *ring) append(es []entry) {
 			// A frame larger than the whole budget is not kept: the ring is empty now, and
 			// moving floor past it keeps the invariant, so subscribers read it from the
 			// Source like any other evicted event.
-			r.floor, r.last = e.seq, e.seq
+			r.floor, r.last = e.Seq, e.Seq
 			continue
 		}
 		r.buf[(r.start+r.n)%len(r.buf)] = e
 		r.n++
 		r.bytes += size
-		r.last = e.seq
+		r.last = e.Seq
 	}
 	close(r.wake)
 	r.wake = make(chan struct{})
@@ -136,8 +135,8 @@ func (r *ring) append(es []entry) {
 // evictOldestLocked drops the oldest entry; floor becomes its seq so the invariant holds.
 func (r *ring) evictOldestLocked() {
 	old := &r.buf[r.start]
-	r.floor = old.seq
-	r.bytes -= old.size()
+	r.floor = old.Seq
+	r.bytes -= entrySize(old)
 	*old = entry{}
 	r.start = (r.start + 1) % len(r.buf)
 	r.n--
@@ -156,7 +155,7 @@ func (r *ring) read(after int64, dst []entry, max int) ([]entry, ringState, int6
 		return dst, ringBehind, r.last, nil
 	}
 	// First entry with seq > after.
-	i := sort.Search(r.n, func(i int) bool { return r.buf[(r.start+i)%len(r.buf)].seq > after })
+	i := sort.Search(r.n, func(i int) bool { return r.buf[(r.start+i)%len(r.buf)].Seq > after })
 	for ; i < r.n && max > 0; i, max = i+1, max-1 {
 		dst = append(dst, r.buf[(r.start+i)%len(r.buf)])
 	}

@@ -12,7 +12,7 @@ import (
 
 // sized returns an entry whose frame is n bytes (no header, so size() == n).
 func sized(seq int64, n int) entry {
-	return entry{seq: seq, frame: make([]byte, n)}
+	return entry{Seq: seq, Frame: make([]byte, n)}
 }
 
 // requireContiguous checks the ring invariant: every seq in (floor, last] is held.
@@ -28,7 +28,7 @@ func requireContiguous(t *testing.T, r *ring) {
 	require.Equal(t, ringEntries, st)
 	require.Len(t, ents, int(last-floor))
 	for i, e := range ents {
-		require.Equal(t, floor+1+int64(i), e.seq)
+		require.Equal(t, floor+1+int64(i), e.Seq)
 	}
 }
 
@@ -115,7 +115,7 @@ func TestLargeFramesBoundedAndGapless(t *testing.T) {
 	go func() {
 		defer close(written)
 		for n := 10; n < events; n += 5 {
-			ts.seq.Notify(src.add(t, 5))
+			src.add(t, 5)
 			if h := ts.seq.ring.heldBytes(); h > peak {
 				peak = h
 			}
@@ -150,7 +150,7 @@ func expectSeqs(c *firehose.Conn, after, until int64) error {
 		if err != nil {
 			return fmt.Errorf("waiting for seq %d: %w", want, err)
 		}
-		if ev.Type != TypeCommit || ev.Seq != want {
+		if ev.Type != firehose.TypeCommit || ev.Seq != want {
 			return fmt.Errorf("got %s seq %d, want commit seq %d", ev.Type, ev.Seq, want)
 		}
 	}

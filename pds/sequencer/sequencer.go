@@ -2,25 +2,26 @@
 // the store has made durable out to websocket subscribers.
 //
 // The store is the queue: every event is a row holding its complete, pre-serialized
-// frame. After each durable batch the store calls Notify. One tail goroutine then reads
-// the new rows and appends them to an in-memory ring of recent frames, waking every
-// subscriber by closing a channel. Each subscriber goroutine sends from the ring while its
-// position is inside it and pages from the Source when it is behind (cursor replay, or a
-// subscriber that fell out of the ring). Nothing on the write path ever waits on a
-// subscriber: a subscriber more than MaxLag events behind, or whose write takes longer than
-// WriteTimeout, is sent ConsumerTooSlow and closed.
+// frame. The store closes its Notify channel after each durable batch that appended
+// events; one tail goroutine waits on it, reads the new rows and appends them to an
+// in-memory ring of recent frames, waking every subscriber by closing a channel. The
+// event path runs one way, store to sequencer: the store knows nothing of who listens.
+//
+// The websocket side (subscribers, ping/pong, cursors, slow consumers, shutdown) is
+// internal/stream; the sequencer is its Source. A subscriber is served from the ring
+// while its position is inside it and pages from the store when it is behind (cursor
+// replay, or a subscriber that fell out of the ring). Nothing on the write path ever
+// waits on a subscriber.
 package sequencer
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/hearth-social/hearth/internal/stream"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -36,6 +37,9 @@ type Source interface {
 	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 	// LastSeq returns the highest seq ever assigned (0 when none).
 	LastSeq(ctx context.Context) (int64, error)
+	// Notify returns a channel closed after the next durable batch that appends events
+	// (a new channel each time). Take it before reading, so no batch is missed.
+	Notify() <-chan struct{}
 }
 
 // Config tunes the sequencer. Zero fields take the defaults below.
@@ -60,6 +64,10 @@ type Config struct {
 	// PageBytes caps the frame bytes of one read from the Source (default 4 MiB), for
 	// the tail and for every replaying subscriber alike.
 	PageBytes int64
+
+	// writeBatch caps the frames a subscriber hands to one write (ringBatch unless a
+	// benchmark changes it).
+	writeBatch int
 }
 
 // Defaults for Config.
@@ -72,13 +80,6 @@ const (
 	DefaultBufferBytes  = 32 << 20
 	DefaultPageSize     = 500
 	DefaultPageBytes    = 4 << 20
-)
-
-// Error and info names sent on the stream (subscribeRepos lexicon).
-const (
-	ErrFutureCursor    = "FutureCursor"
-	ErrConsumerTooSlow = "ConsumerTooSlow"
-	InfoOutdatedCursor = "OutdatedCursor"
 )
 
 // retentionInterval is how often RunRetention prunes.
@@ -109,6 +110,9 @@ func (c Config) withDefaults() Config {
 	if c.PageBytes <= 0 {
 		c.PageBytes = DefaultPageBytes
 	}
+	if c.writeBatch <= 0 {
+		c.writeBatch = ringBatch
+	}
 	return c
 }
 
@@ -129,35 +133,24 @@ func (s *Sequencer) readPage(ctx context.Context, after int64) ([]store.Event, b
 	return evs, n >= s.cfg.PageBytes, nil
 }
 
+// ringBatch is how many ring entries a subscriber copies out per lock.
+const ringBatch = 128
+
 // Sequencer fans stored firehose events out to websocket subscribers.
 type Sequencer struct {
-	src      Source
-	log      *slog.Logger
-	cfg      Config
-	upgrader websocket.Upgrader
-	// writeBatch caps the frames a subscriber hands to one write (ringBatch unless a
-	// benchmark changes it).
-	writeBatch int
+	src  Source
+	log  *slog.Logger
+	cfg  Config
+	srv  *stream.Server
+	ring *ring
 
-	// notify holds at most one pending wake-up for the tail (Notify never blocks).
-	notify chan struct{}
-	ring   *ring
-
-	// base is cancelled by Shutdown; every subscriber context derives from it.
-	base       context.Context
-	cancelBase context.CancelFunc
+	// tailCtx is cancelled by Shutdown and stops the tail.
+	tailCtx    context.Context
+	cancelTail context.CancelFunc
 
 	mu       sync.Mutex
 	closed   bool
 	tailDone chan struct{} // nil until the tail runs
-	subs     map[*subscriber]struct{}
-	nextID   uint64
-	wg       sync.WaitGroup // subscriber handlers
-
-	nsubs atomic.Int64 // len(subs), read without the lock
-
-	// Counters (tests and logs).
-	slowDrops atomic.Int64
 }
 
 // New returns a Sequencer reading from src. It starts no goroutine: the tail starts
@@ -167,36 +160,30 @@ func New(src Source, log *slog.Logger, cfg Config) *Sequencer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
-	base, cancel := context.WithCancel(context.Background())
-	return &Sequencer{
-		src: src,
-		log: log,
-		cfg: cfg,
-		upgrader: websocket.Upgrader{
-			ReadBufferSize: 1024,
-			// Frames are written by frameWriter, not gorilla: a pool means gorilla never
-			// allocates its own write buffer.
-			WriteBufferPool: &sync.Pool{},
-			// The firehose is public and read-only; any origin may subscribe.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
-		writeBatch: ringBatch,
-		notify:     make(chan struct{}, 1),
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Sequencer{
+		src:        src,
+		log:        log,
+		cfg:        cfg,
 		ring:       newRing(cfg.BufferSize, cfg.BufferBytes),
-		base:       base,
-		cancelBase: cancel,
-		subs:       make(map[*subscriber]struct{}),
+		tailCtx:    ctx,
+		cancelTail: cancel,
 	}
+	s.srv = stream.New(feed{s}, stream.Config{
+		Method:       "subscribeRepos",
+		Kind:         "firehose",
+		PingInterval: cfg.PingInterval,
+		WriteTimeout: cfg.WriteTimeout,
+		MaxLag:       cfg.MaxLag,
+		ReadBatch:    ringBatch,
+		WriteBatch:   cfg.writeBatch,
+		Log:          log,
+	})
+	return s
 }
 
-// Notify tells the sequencer that events up to lastSeq are durable. It never blocks:
-// notifications that arrive while the tail is busy are coalesced into one more read.
-func (s *Sequencer) Notify(lastSeq int64) {
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
+// ServeHTTP serves GET /xrpc/com.atproto.sync.subscribeRepos.
+func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.srv.ServeHTTP(w, r) }
 
 // DropThrough forgets the buffered copies of every event with seq <= seq, so subscribers
 // read those events from the Source from now on. The PDS calls it after deleting an
@@ -205,16 +192,13 @@ func (s *Sequencer) DropThrough(seq int64) {
 	s.ring.dropThrough(seq)
 }
 
-// errClosed is returned to new subscribers once Shutdown has begun.
-var errClosed = errors.New("sequencer is shut down")
-
 // startTail starts the tail goroutine on first use, positioning the ring at the current
 // last seq. Callers hold no lock.
 func (s *Sequencer) startTail(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errClosed
+		return stream.ErrClosed
 	}
 	if s.tailDone != nil {
 		return nil
@@ -225,16 +209,19 @@ func (s *Sequencer) startTail(ctx context.Context) error {
 	}
 	s.ring.reset(last)
 	s.tailDone = make(chan struct{})
-	go s.runTail(s.base, last, s.tailDone)
+	go s.runTail(s.tailCtx, last, s.tailDone)
 	return nil
 }
 
-// runTail reads new events after every notification and appends them to the ring.
+// runTail reads new events after every durable batch and appends them to the ring.
 func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}) {
 	defer close(done)
 	s.log.Debug("tail started", "seq", after)
 	var batch []entry
 	for {
+		// Taken before reading: a batch committed during the read closes this channel,
+		// so it is read at once rather than missed.
+		wake := s.src.Notify()
 		for {
 			evs, full, err := s.readPage(ctx, after)
 			if err != nil {
@@ -242,7 +229,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 					return
 				}
 				s.log.Warn("reading new events", "after", after, "err", err)
-				// Retry without waiting for another Notify, but not in a hot loop.
+				// Retry without waiting for another batch, but not in a hot loop.
 				select {
 				case <-ctx.Done():
 					return
@@ -252,7 +239,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 			}
 			batch = batch[:0]
 			for _, ev := range evs {
-				batch = append(batch, entry{seq: ev.Seq, hdr: appendHeader(nil, opBinary, len(ev.Frame)), frame: ev.Frame})
+				batch = append(batch, entry{Seq: ev.Seq, Header: stream.BinaryHeader(len(ev.Frame)), Frame: ev.Frame})
 			}
 			s.ring.append(batch)
 			if len(evs) > 0 {
@@ -266,7 +253,7 @@ func (s *Sequencer) runTail(ctx context.Context, after int64, done chan struct{}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.notify:
+		case <-wake:
 		}
 	}
 }
@@ -303,29 +290,15 @@ func (s *Sequencer) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closed = true
 	tailDone := s.tailDone
-	n := len(s.subs)
 	s.mu.Unlock()
-	s.log.Info("closing firehose subscribers", "subscribers", n)
-	s.cancelBase()
-
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		if tailDone != nil {
-			<-tailDone
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
+	s.cancelTail()
+	s.srv.Shutdown(ctx)
+	if tailDone == nil {
 		return
+	}
+	select {
+	case <-tailDone:
 	case <-ctx.Done():
+		s.log.Warn("firehose tail did not stop in time", "err", ctx.Err())
 	}
-	// Out of time: cut the connections still open so their goroutines end promptly.
-	s.mu.Lock()
-	for sub := range s.subs {
-		sub.conn.Close()
-	}
-	s.mu.Unlock()
-	s.log.Warn("firehose shutdown timed out", "err", ctx.Err())
 }

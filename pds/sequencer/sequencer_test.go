@@ -1,14 +1,9 @@
 package sequencer
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -29,7 +24,7 @@ func TestRing(t *testing.T) {
 		require.Equal(t, ringCaughtUp, st)
 		require.EqualValues(t, 10, last)
 		for s := int64(11); s <= 16; s++ {
-			r.append([]entry{{seq: s}})
+			r.append([]entry{{Seq: s}})
 		}
 		select {
 		case <-wake:
@@ -51,7 +46,7 @@ func TestRing(t *testing.T) {
 	t.Run("skips stale entries", func(t *testing.T) {
 		r := newRing(4, 1<<20)
 		r.reset(5)
-		r.append([]entry{{seq: 4}, {seq: 5}, {seq: 6}})
+		r.append([]entry{{Seq: 4}, {Seq: 5}, {Seq: 6}})
 		ents, _, _, _ := r.read(5, nil, 10)
 		require.Equal(t, []int64{6}, seqsOf(ents))
 	})
@@ -60,7 +55,7 @@ func TestRing(t *testing.T) {
 func seqsOf(es []entry) []int64 {
 	out := make([]int64, len(es))
 	for i, e := range es {
-		out[i] = e.seq
+		out[i] = e.Seq
 	}
 	return out
 }
@@ -72,7 +67,7 @@ func TestLive(t *testing.T) {
 	a := ts.dial(t, nil)
 	b := ts.dial(t, nil)
 	for i := 0; i < 10; i++ {
-		ts.seq.Notify(src.add(t, 7))
+		src.add(t, 7)
 	}
 	t.Run("in order from now", func(t *testing.T) {
 		readSeqs(t, a, 5, 75)
@@ -85,9 +80,7 @@ func TestLive(t *testing.T) {
 		require.NoError(t, a.Close())
 		require.NoError(t, b.Close())
 		require.Eventually(t, func() bool {
-			ts.seq.mu.Lock()
-			defer ts.seq.mu.Unlock()
-			return len(ts.seq.subs) == 0
+			return ts.seq.srv.Subscribers() == 0
 		}, 5*time.Second, 5*time.Millisecond)
 	})
 }
@@ -106,7 +99,6 @@ func TestCursorReplayThenLive(t *testing.T) {
 		defer wg.Done()
 		for last := int64(3000); last < total; {
 			last = src.add(t, 3)
-			ts.seq.Notify(last)
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
@@ -138,7 +130,7 @@ func TestOutdatedCursor(t *testing.T) {
 			c := ts.dial(t, ptr(cursor))
 			ev := next(t, c)
 			require.Equal(t, firehose.TypeInfo, ev.Type)
-			require.Equal(t, InfoOutdatedCursor, ev.Info.Name)
+			require.Equal(t, firehose.InfoOutdatedCursor, ev.Info.Name)
 			readSeqs(t, c, 49, 60)
 		}
 	})
@@ -154,8 +146,8 @@ func TestOutdatedCursor(t *testing.T) {
 		ts := newTestServer(t, src, Config{})
 		c := ts.dial(t, ptr(int64(3)))
 		ev := next(t, c)
-		require.Equal(t, InfoOutdatedCursor, ev.Info.Name)
-		ts.seq.Notify(src.add(t, 2))
+		require.Equal(t, firehose.InfoOutdatedCursor, ev.Info.Name)
+		src.add(t, 2)
 		readSeqs(t, c, 20, 22)
 	})
 }
@@ -167,7 +159,7 @@ func TestFutureCursor(t *testing.T) {
 	c := ts.dial(t, ptr(int64(6)))
 	ev := next(t, c)
 	require.Equal(t, firehose.TypeError, ev.Type)
-	require.Equal(t, ErrFutureCursor, ev.Error.Error)
+	require.Equal(t, firehose.ErrFutureCursor, ev.Error.Error)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -178,7 +170,7 @@ func TestFutureCursor(t *testing.T) {
 
 	t.Run("cursor equal to last is fine", func(t *testing.T) {
 		c := ts.dial(t, ptr(int64(5)))
-		ts.seq.Notify(src.add(t, 1))
+		src.add(t, 1)
 		readSeqs(t, c, 5, 6)
 	})
 }
@@ -223,7 +215,6 @@ func TestSlowConsumer(t *testing.T) {
 		// Lockstep with the fast reader: it is never more than 4 events behind.
 		for last := int64(0); last < total; {
 			last = src.add(t, 4)
-			ts.seq.Notify(last)
 			readSeqs(t, fast, last-4, last)
 		}
 		return slow, ts
@@ -233,12 +224,12 @@ func TestSlowConsumer(t *testing.T) {
 		// The write timeout outlasts the stall, so when the slow reader drains its
 		// socket the server sees it is too far behind and says so.
 		slow, ts := run(t, Config{MaxLag: 16, WriteTimeout: 30 * time.Second})
-		require.Zero(t, ts.seq.slowDrops.Load())
+		require.Zero(t, ts.seq.srv.SlowDrops())
 		var last int64
 		for {
 			ev := next(t, slow)
 			if ev.Type == firehose.TypeError {
-				require.Equal(t, ErrConsumerTooSlow, ev.Error.Error)
+				require.Equal(t, firehose.ErrConsumerTooSlow, ev.Error.Error)
 				break
 			}
 			require.Equal(t, last+1, ev.Seq)
@@ -249,12 +240,12 @@ func TestSlowConsumer(t *testing.T) {
 		defer cancel()
 		_, err := slow.Next(ctx)
 		require.True(t, websocket.IsCloseError(err, websocket.ClosePolicyViolation), "got %v", err)
-		require.EqualValues(t, 1, ts.seq.slowDrops.Load())
+		require.EqualValues(t, 1, ts.seq.srv.SlowDrops())
 	})
 
 	t.Run("write timeout drops a stalled reader", func(t *testing.T) {
 		slow, ts := run(t, Config{MaxLag: 1 << 20, WriteTimeout: time.Second})
-		require.Eventually(t, func() bool { return ts.seq.slowDrops.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return ts.seq.srv.SlowDrops() == 1 }, 10*time.Second, 5*time.Millisecond)
 		// The connection was cut: draining it ends in an error, never an event past total.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -301,9 +292,7 @@ func TestShutdown(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("clients did not see the close frame")
 	}
-	ts.seq.mu.Lock()
-	require.Empty(t, ts.seq.subs)
-	ts.seq.mu.Unlock()
+	require.Zero(t, ts.seq.srv.Subscribers())
 
 	t.Run("refuses new subscribers", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -313,23 +302,28 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
-func TestNotifyNeverBlocks(t *testing.T) {
-	notifyMany := func(t *testing.T, s *Sequencer) {
+// TestCommitNeverBlocks: the store's side of the event path (closing its Notify channel
+// after a batch) never waits on the sequencer, idle or with a stalled subscriber and a
+// failing source.
+func TestCommitNeverBlocks(t *testing.T) {
+	commitMany := func(t *testing.T, src *fakeSource) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			for i := 0; i < 200000; i++ {
-				s.Notify(int64(i))
+				src.commit()
 			}
 		}()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			t.Fatal("Notify blocked")
+			t.Fatal("commit blocked")
 		}
 	}
 	t.Run("no subscriber", func(t *testing.T) {
-		notifyMany(t, New(newFakeSource(), nil, Config{}))
+		src := newFakeSource()
+		New(src, nil, Config{})
+		commitMany(t, src)
 	})
 	t.Run("stalled subscriber and a failing source", func(t *testing.T) {
 		src := newFakeSource()
@@ -337,12 +331,12 @@ func TestNotifyNeverBlocks(t *testing.T) {
 		ts := newTestServer(t, src, Config{WriteTimeout: 300 * time.Millisecond})
 		ts.dial(t, nil) // never reads
 		for i := 0; i < 20; i++ {
-			ts.seq.Notify(src.add(t, 10))
+			src.add(t, 10)
 		}
 		src.mu.Lock()
 		src.readErr = errors.New("disk on fire")
 		src.mu.Unlock()
-		notifyMany(t, ts.seq)
+		commitMany(t, src)
 	})
 }
 
@@ -403,85 +397,4 @@ func TestRetention(t *testing.T) {
 	oldest, _, err := src.OldestEvent(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, 11, oldest)
-}
-
-func TestFrameWriter(t *testing.T) {
-	// Frames written by frameWriter, over a plain and a non-TCP connection, read back
-	// with gorilla's reader.
-	for _, name := range []string{"tcp", "pipe"} {
-		t.Run(name, func(t *testing.T) {
-			var server, client net.Conn
-			if name == "pipe" {
-				server, client = net.Pipe()
-			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				require.NoError(t, err)
-				defer ln.Close()
-				accepted := make(chan net.Conn, 1)
-				go func() {
-					c, _ := ln.Accept()
-					accepted <- c
-				}()
-				client, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-				require.NoError(t, err)
-				select {
-				case server = <-accepted:
-				case <-time.After(5 * time.Second):
-					t.Fatal("no accept")
-				}
-			}
-			defer server.Close()
-			defer client.Close()
-			sizes := []int{0, 1, 125, 126, 65535, 65536, 300000}
-			go func() {
-				w := &frameWriter{nc: server, timeout: 5 * time.Second}
-				for i, n := range sizes {
-					p := bytes.Repeat([]byte{byte(i)}, n)
-					if i%2 == 0 {
-						w.addFrame(opBinary, p)
-					} else {
-						w.add(appendHeader(nil, opBinary, n), p)
-					}
-				}
-				w.flush()
-				w.control(opClose, closeFrame(websocket.CloseGoingAway, "bye"))
-			}()
-			client.SetDeadline(time.Now().Add(5 * time.Second))
-			r := bufio.NewReader(client)
-			for i, n := range sizes {
-				op, payload := readTestFrame(t, r)
-				require.Equal(t, byte(opBinary), op)
-				require.Equal(t, bytes.Repeat([]byte{byte(i)}, n), payload, "frame %d", i)
-			}
-			op, payload := readTestFrame(t, r)
-			require.Equal(t, byte(opClose), op)
-			require.Equal(t, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"), payload)
-		})
-	}
-}
-
-// readTestFrame parses one unmasked, final frame (RFC 6455 §5.2).
-func readTestFrame(t *testing.T, r *bufio.Reader) (byte, []byte) {
-	t.Helper()
-	var h [2]byte
-	_, err := io.ReadFull(r, h[:])
-	require.NoError(t, err)
-	require.Equal(t, byte(0x80), h[0]&0xf0, "FIN set, no RSV bits")
-	require.Zero(t, h[1]&0x80, "server frames are not masked")
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		_, err = io.ReadFull(r, b[:])
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		_, err = io.ReadFull(r, b[:])
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	require.NoError(t, err)
-	p := make([]byte, n)
-	_, err = io.ReadFull(r, p)
-	require.NoError(t, err)
-	return h[0] & 0x0f, p
 }

@@ -41,8 +41,10 @@ type Store struct {
 
 	// lastSeq is owned by the writer goroutine.
 	lastSeq int64
-	// onCommit is called by the writer after each durable batch that appended events.
-	onCommit func(lastSeq int64)
+	// notify is closed, and replaced, by the writer after each durable batch that
+	// appended events (see Notify).
+	notifyMu sync.Mutex
+	notify   chan struct{}
 
 	rd readStmts
 	// wstmts are prepared statements on the writer connection (writer goroutine only).
@@ -59,9 +61,6 @@ type Options struct {
 	Synchronous string
 	// MaxBatch caps how many jobs share one transaction (default 256).
 	MaxBatch int
-	// OnCommit is called after each durable batch that appended events, with the highest
-	// seq written. It must not block.
-	OnCommit func(lastSeq int64)
 }
 
 type job struct {
@@ -81,12 +80,12 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 		return nil, err
 	}
 	s := &Store{
-		db:       db,
-		log:      log,
-		jobs:     make(chan *job, 1024),
-		done:     make(chan struct{}),
-		onCommit: opts.OnCommit,
-		wstmts:   map[string]*sql.Stmt{},
+		db:     db,
+		log:    log,
+		jobs:   make(chan *job, 1024),
+		done:   make(chan struct{}),
+		notify: make(chan struct{}),
+		wstmts: map[string]*sql.Stmt{},
 	}
 	if err := db.Write.QueryRowContext(ctx, `SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&s.lastSeq); err != nil {
 		db.Close()
@@ -134,8 +133,16 @@ func (s *Store) checkpointer(ctx context.Context) {
 	}
 }
 
-// SetOnCommit sets the hook called after durable batches (before any write is made).
-func (s *Store) SetOnCommit(f func(lastSeq int64)) { s.onCommit = f }
+// Notify returns a channel that is closed after the next durable batch that appends
+// firehose events; each batch swaps in a new channel (litestream's db.Notify pattern).
+// Readers take the channel before reading the events, so a batch committed meanwhile
+// wakes them instead of being missed. The store never waits on anyone to announce a
+// batch, and needs to know nothing about who listens.
+func (s *Store) Notify() <-chan struct{} {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	return s.notify
+}
 
 // Close stops the writer (after pending jobs finish) and closes the database.
 func (s *Store) Close() error {
@@ -276,8 +283,11 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 	for i, j := range jobs {
 		j.done <- results[i]
 	}
-	if s.lastSeq > startSeq && s.onCommit != nil {
-		s.onCommit(s.lastSeq)
+	if s.lastSeq > startSeq {
+		s.notifyMu.Lock()
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.notifyMu.Unlock()
 	}
 	return -1, nil
 }
