@@ -35,6 +35,7 @@ func adminCommand() *cli.Command {
 		Name:  "admin",
 		Usage: "administer accounts and invite codes on a running PDS",
 		Subcommands: []*cli.Command{
+			adminMailCommand(),
 			{
 				Name:  "invite",
 				Usage: "create an invite code",

@@ -22,6 +22,7 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
+	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/urfave/cli/v2"
 )
@@ -32,6 +33,8 @@ func serveCommand() *cli.Command {
 		Usage: "run the PDS (with an embedded PLC directory unless --plc-url is set)",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the databases, blobs and keys live", EnvVars: []string{"HEARTH_DATA_DIR"}},
+			&cli.StringFlag{Name: "smtp-url", Usage: "SMTP server for the mailed tokens: smtps://USER:PASS@HOST:465 (TLS) or smtp://USER:PASS@HOST:587 (STARTTLS); unset writes mail to DATA-DIR/mail-outbox.jsonl (see `hearth admin mail`)", EnvVars: []string{"HEARTH_SMTP_URL"}},
+			&cli.StringFlag{Name: "mail-from", Usage: "sender address of the PDS's mail (required with --smtp-url)", EnvVars: []string{"HEARTH_MAIL_FROM"}},
 			&cli.Int64Flag{Name: "max-blob-size", Value: pds.DefaultMaxBlobBytes, Usage: "largest blob (image, video) one upload may be, in bytes", EnvVars: []string{"HEARTH_MAX_BLOB_SIZE"}},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
 			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
@@ -98,6 +101,14 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		return nil, errors.New("--jwt-secret (HEARTH_JWT_SECRET) must be at least 16 characters")
 	}
 	c.EventRetention = cctx.Duration("event-retention")
+	if u := cctx.String("smtp-url"); u != "" {
+		m, err := mail.New(mail.Config{SMTPURL: u, From: cctx.String("mail-from")})
+		if err != nil {
+			// The URL may hold a password: name the flag, not the value.
+			return nil, fmt.Errorf("--smtp-url (HEARTH_SMTP_URL): %w", err)
+		}
+		c.Mailer = m
+	}
 	if c.MaxBlobBytes = cctx.Int64("max-blob-size"); c.MaxBlobBytes <= 0 {
 		return nil, errors.New("--max-blob-size (HEARTH_MAX_BLOB_SIZE) must be a positive number of bytes")
 	}

@@ -138,7 +138,8 @@ type smtpMailer struct {
 func newSMTP(cfg Config) (*smtpMailer, error) {
 	u, err := url.Parse(cfg.SMTPURL)
 	if err != nil {
-		return nil, fmt.Errorf("SMTP URL: %w", err)
+		// url.Parse's error repeats the URL, password included: say less.
+		return nil, errors.New("SMTP URL does not parse as a URL")
 	}
 	if cfg.From == "" {
 		return nil, errors.New("SMTP needs a sender address (--mail-from)")
