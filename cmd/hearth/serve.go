@@ -22,8 +22,8 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
-	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/urfave/cli/v2"
 )
 
