@@ -177,20 +177,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("PLC URL %q must be an http(s) URL", c.PLCURL)
 	}
 	c.PLCURL = strings.TrimRight(c.PLCURL, "/")
-	if c.MaxRecordBytes <= 0 {
-		c.MaxRecordBytes = 1_000_000
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 2 << 20
-	}
-	if c.MaxBlobBytes <= 0 {
-		c.MaxBlobBytes = DefaultMaxBlobBytes
-	}
-	if c.BlobGrace <= 0 {
-		c.BlobGrace = 6 * time.Hour
-	}
-	if c.EventRetention <= 0 {
-		c.EventRetention = 72 * time.Hour
+	// DefaultConfig alone owns the defaults: a zero limit here is a mistake, not a
+	// request for the default.
+	for _, l := range []struct {
+		name string
+		ok   bool
+	}{
+		{"max record size", c.MaxRecordBytes > 0}, {"max request body size", c.MaxBodyBytes > 0},
+		{"max blob size", c.MaxBlobBytes > 0}, {"blob grace period", c.BlobGrace > 0},
+		{"event retention", c.EventRetention > 0},
+	} {
+		if !l.ok {
+			return fmt.Errorf("%s must be positive (start from pds.DefaultConfig)", l.name)
+		}
 	}
 	if c.AppViewURL != "" || c.AppViewDID != "" {
 		u, err := url.Parse(c.AppViewURL)
@@ -221,7 +220,7 @@ func (rl *RateLimits) validate() error {
 		}
 	}
 	if rl.MaxKeys <= 0 {
-		rl.MaxKeys = ratelimit.DefaultMaxKeys
+		return fmt.Errorf("rate limits: max tracked clients must be positive (start from pds.DefaultConfig)")
 	}
 	for i, raw := range rl.Bypass {
 		p, err := parseBypass(raw)
