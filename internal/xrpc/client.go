@@ -11,10 +11,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hearth-social/hearth/internal/netguard"
 )
 
-// Client is the small XRPC client Hearth's commands use to talk to a PDS or a feed
-// generator (log in, write a record, call a query).
+// Client is Hearth's one outbound XRPC client: the commands talking to a PDS or a
+// feed generator, the feed generator's backfill and blob fetches, the crawler
+// announcements. Every answer body is read through a cap, and every error answer
+// becomes a *ResponseError carrying the server's {error, message}.
 type Client struct {
 	// Base is the service URL, e.g. https://pds.example.com.
 	Base string
@@ -23,30 +27,84 @@ type Client struct {
 	// AdminPassword, when set, authenticates calls with HTTP Basic admin:PASSWORD
 	// (used when no bearer token is given).
 	AdminPassword string
+	// MaxBodyBytes caps an answer body (default DefaultMaxBodyBytes); QueryBytes takes
+	// its own cap.
+	MaxBodyBytes int64
+	// UserAgent is sent when set.
+	UserAgent string
 }
 
-// ResponseError is an XRPC error answer.
+const (
+	// DefaultMaxBodyBytes is Client.MaxBodyBytes when unset.
+	DefaultMaxBodyBytes = 4 << 20
+	// DefaultClientTimeout is the timeout of the default HTTP client.
+	DefaultClientTimeout = 30 * time.Second
+	// maxErrorBodyBytes bounds the body read from an error answer.
+	maxErrorBodyBytes = 8 << 10
+)
+
+// ErrResponseTooLarge is returned when an answer is over the cap.
+var ErrResponseTooLarge = errors.New("xrpc: response over the size cap")
+
+// ResponseError is an XRPC error answer from another service: its HTTP status and
+// the {error, message} body (indigo's atclient.APIError is the model). When the body
+// is not an XRPC error, Message holds its start.
 type ResponseError struct {
 	Status  int
 	Name    string
 	Message string
+	// RetryAfter is the answer's Retry-After header (a 429's or 503's), if any.
+	RetryAfter string
 }
 
 func (e *ResponseError) Error() string {
-	if e.Name == "" {
-		return fmt.Sprintf("HTTP %d", e.Status)
+	switch {
+	case e.Name != "" && e.Message != "":
+		return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Name, e.Message)
+	case e.Name != "":
+		return fmt.Sprintf("HTTP %d %s", e.Status, e.Name)
+	case e.Message != "":
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
 	}
-	return fmt.Sprintf("%s: %s (HTTP %d)", e.Name, e.Message, e.Status)
+	return fmt.Sprintf("HTTP %d", e.Status)
 }
 
+// Option configures NewClient.
+type Option func(*Client)
+
+// WithHTTPClient makes the client use hc.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.HTTP = hc } }
+
+// WithGuard makes the client dial only public addresses (netguard), for services named
+// by untrusted documents; allowPrivate turns the guard off for development. Redirects
+// are not followed.
+func WithGuard(allowPrivate bool, timeout time.Duration) Option {
+	return func(c *Client) {
+		c.HTTP = netguard.NewClient(netguard.Options{AllowPrivate: allowPrivate, Timeout: timeout})
+	}
+}
+
+// WithMaxBodyBytes sets Client.MaxBodyBytes.
+func WithMaxBodyBytes(n int64) Option { return func(c *Client) { c.MaxBodyBytes = n } }
+
+// WithUserAgent sets Client.UserAgent.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.UserAgent = ua } }
+
 // NewClient returns a client for base, checking it is an http(s) URL.
-func NewClient(base string) (*Client, error) {
+func NewClient(base string, opts ...Option) (*Client, error) {
 	base = strings.TrimRight(base, "/")
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%q is not an http(s) URL", base)
 	}
-	return &Client{Base: base, HTTP: &http.Client{Timeout: 30 * time.Second}}, nil
+	c := &Client{Base: base}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.HTTP == nil {
+		c.HTTP = &http.Client{Timeout: DefaultClientTimeout}
+	}
+	return c, nil
 }
 
 // Procedure POSTs in as JSON to nsid and decodes the JSON answer into out (if non-nil).
@@ -55,52 +113,58 @@ func (c *Client) Procedure(ctx context.Context, nsid, token string, in, out any)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/xrpc/"+nsid, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(nsid, nil), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	return c.do(req, token, out)
+	raw, err := c.do(req, token, c.maxBody())
+	if err != nil {
+		return err
+	}
+	return decode(req, raw, out)
 }
 
 // Query GETs nsid with params and decodes the JSON answer into out; with out a
 // *json.RawMessage the body is kept as is.
 func (c *Client) Query(ctx context.Context, nsid, token string, params url.Values, out any) error {
-	u := c.Base + "/xrpc/" + nsid
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(nsid, params), nil)
+	if err != nil {
+		return err
+	}
+	raw, err := c.do(req, token, c.maxBody())
+	if err != nil {
+		return err
+	}
+	return decode(req, raw, out)
+}
+
+// QueryBytes GETs nsid with params and returns the answer body, of at most max bytes
+// (ErrResponseTooLarge beyond): for binary answers such as getRepo or getBlob.
+func (c *Client) QueryBytes(ctx context.Context, nsid, token string, params url.Values, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(nsid, params), nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(req, token, max)
+}
+
+func (c *Client) url(nsid string, params url.Values) string {
+	u := strings.TrimRight(c.Base, "/") + "/xrpc/" + nsid
 	if len(params) > 0 {
 		u += "?" + params.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	return c.do(req, token, out)
+	return u
 }
 
-func (c *Client) do(req *http.Request, token string, out any) error {
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	} else if c.AdminPassword != "" {
-		req.SetBasicAuth("admin", c.AdminPassword)
+func (c *Client) maxBody() int64 {
+	if c.MaxBodyBytes > 0 {
+		return c.MaxBodyBytes
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
-	if err != nil {
-		return err
-	}
-	if res.StatusCode != http.StatusOK {
-		var b Body
-		json.Unmarshal(raw, &b)
-		return &ResponseError{Status: res.StatusCode, Name: b.Error, Message: b.Message}
-	}
+	return DefaultMaxBodyBytes
+}
+
+func decode(req *http.Request, raw []byte, out any) error {
 	if out == nil {
 		return nil
 	}
@@ -112,6 +176,64 @@ func (c *Client) do(req *http.Request, token string, out any) error {
 		return fmt.Errorf("decoding %s answer: %w", req.URL.Path, err)
 	}
 	return nil
+}
+
+func (c *Client) do(req *http.Request, token string, max int64) ([]byte, error) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	} else if c.AdminPassword != "" {
+		req.SetBasicAuth("admin", c.AdminPassword)
+	}
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultClientTimeout}
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		raw, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBodyBytes))
+		return nil, ErrorFromResponse(res, raw)
+	}
+	return ReadBody(res, max)
+}
+
+// ReadBody reads a response body of at most max bytes, failing with
+// ErrResponseTooLarge (before reading, when Content-Length already says so).
+func ReadBody(res *http.Response, max int64) ([]byte, error) {
+	if res.ContentLength > max {
+		return nil, fmt.Errorf("%w: %d bytes (cap %d)", ErrResponseTooLarge, res.ContentLength, max)
+	}
+	raw, err := io.ReadAll(io.LimitReader(res.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading answer: %w", err)
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, max)
+	}
+	return raw, nil
+}
+
+// ErrorFromResponse turns a non-2xx answer and its (already capped) body into a
+// *ResponseError: the server's {error, message} when it sent one, else the start of
+// the body.
+func ErrorFromResponse(res *http.Response, body []byte) *ResponseError {
+	e := &ResponseError{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After")}
+	var b Body
+	if json.Unmarshal(body, &b) == nil && b.Error != "" {
+		e.Name, e.Message = b.Error, b.Message
+		return e
+	}
+	e.Message = strings.TrimSpace(string(body))
+	if len(e.Message) > 200 {
+		e.Message = e.Message[:200]
+	}
+	return e
 }
 
 // Session is a logged-in account.
