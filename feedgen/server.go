@@ -39,6 +39,7 @@ import (
 	"github.com/hearth-social/hearth/feedgen/ingest"
 	"github.com/hearth-social/hearth/feedgen/labeler"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
@@ -66,7 +67,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	dir := cfg.Directory
 	if dir == nil {
-		dir = ingest.NewDirectory(ingest.DirectoryConfig{PLCURL: cfg.PLCURL, AllowPrivate: cfg.AllowPrivate})
+		dir = resolve.New(resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.AllowPrivate, UserAgent: "hearth-feedgen"})
 	}
 	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous})
 	if err != nil {

@@ -3,22 +3,20 @@ package pds
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/netguard"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/identity"
 )
@@ -34,7 +32,6 @@ const (
 	// proxyTotalTimeout bounds one forwarded call, streaming the answer back included.
 	proxyTotalTimeout = 2 * time.Minute
 	didDocTimeout     = 5 * time.Second
-	maxDIDDocBytes    = 256 << 10
 	didDocCacheTTL    = 5 * time.Minute
 	didDocCacheMax    = 10_000
 )
@@ -46,75 +43,33 @@ var (
 		"Atproto-Repo-Rev", "Retry-After", "Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Ratelimit-Policy"}
 )
 
-var errPrivateAddress = errors.New("refusing to connect to a non-public address")
-
-// proxy holds the outbound HTTP clients and a small cache of resolved DID documents.
+// proxy holds the outbound HTTP clients and the resolver of service DIDs.
 type proxy struct {
-	plc *identity.Client
+	// dir resolves service DIDs (did:plc through the configured directory, did:web
+	// through the dial guard), caching them for a few minutes.
+	dir indigoid.Directory
 	// trusted reaches the operator's default AppView (which may well be on a private network).
 	trusted *http.Client
 	// guarded reaches hosts taken from DID documents and did:web names: public
 	// addresses only, unless Config.ProxyAllowPrivate.
 	guarded *http.Client
-
-	mu   sync.Mutex
-	docs map[syntax.DID]cachedDoc
 }
 
-type cachedDoc struct {
-	doc     *indigoid.DIDDocument
-	expires time.Time
-}
-
+// newProxy resolves did:plc through the same directory (and HTTP client) as plc.
 func newProxy(cfg Config, plc *identity.Client) *proxy {
-	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	opts := netguard.Options{DialTimeout: proxyDialTimeout, ResponseHeaderTimeout: proxyHeaderTimeout, MaxIdleConnsPerHost: 16}
+	trusted := opts
+	trusted.AllowPrivate = true
+	guarded := opts
+	guarded.AllowPrivate = cfg.ProxyAllowPrivate
 	return &proxy{
-		plc:     plc,
-		trusted: &http.Client{Transport: proxyTransport(true), CheckRedirect: noRedirect},
-		guarded: &http.Client{Transport: proxyTransport(cfg.ProxyAllowPrivate), CheckRedirect: noRedirect},
-		docs:    map[syntax.DID]cachedDoc{},
+		dir: resolve.New(resolve.Config{
+			PLCURL: plc.BaseURL, PLCHTTP: plc.HTTP, AllowPrivate: cfg.ProxyAllowPrivate, Timeout: didDocTimeout,
+			CacheSize: didDocCacheMax, CacheTTL: didDocCacheTTL, UserAgent: "hearth-pds",
+		}),
+		trusted: netguard.NewClient(trusted),
+		guarded: netguard.NewClient(guarded),
 	}
-}
-
-func proxyTransport(allowPrivate bool) *http.Transport {
-	d := &net.Dialer{Timeout: proxyDialTimeout, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		d.Control = refusePrivate
-	}
-	return &http.Transport{
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   proxyDialTimeout,
-		ResponseHeaderTimeout: proxyHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-	}
-}
-
-// refusePrivate is a net.Dialer Control that only lets connections to public addresses
-// through (checked after DNS resolution, so a name cannot point at a private address).
-func refusePrivate(network, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return err
-	}
-	if !publicAddr(ip) {
-		return fmt.Errorf("%w: %s", errPrivateAddress, ip)
-	}
-	return nil
-}
-
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-func publicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !cgnat.Contains(ip)
 }
 
 // proxyXRPC forwards a call for a method that is not in the routing table, or answers
@@ -225,7 +180,7 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 			msg = "upstream service timed out"
-		case errors.Is(err, errPrivateAddress):
+		case errors.Is(err, netguard.ErrRefused):
 			msg = "upstream service is not at a public address"
 		}
 		return &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: msg, Err: err}
@@ -274,117 +229,27 @@ func parseProxyHeader(h string) (syntax.DID, string, error) {
 
 // resolveService finds the endpoint of service svcID ("#name") in did's DID document.
 func (p *proxy) resolveService(ctx context.Context, did syntax.DID, svcID string) (string, error) {
-	doc, err := p.didDoc(ctx, did)
-	if err != nil {
-		return "", err
+	if m := did.Method(); m != "plc" && m != "web" {
+		return "", xrpc.InvalidRequest("cannot resolve %s: unsupported DID method", did)
 	}
-	for _, svc := range doc.Service {
-		if svc.ID != svcID && svc.ID != did.String()+svcID {
-			continue
-		}
-		u, err := url.Parse(svc.ServiceEndpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return "", xrpc.InvalidRequest("service %s%s has an invalid endpoint %q", did, svcID, svc.ServiceEndpoint)
-		}
-		return strings.TrimRight(u.String(), "/"), nil
-	}
-	return "", xrpc.InvalidRequest("the DID document of %s has no service %s", did, svcID)
-}
-
-// didDoc resolves did (did:plc through the configured directory, did:web over HTTPS),
-// caching documents for a few minutes.
-func (p *proxy) didDoc(ctx context.Context, did syntax.DID) (*indigoid.DIDDocument, error) {
-	now := time.Now()
-	p.mu.Lock()
-	if c, ok := p.docs[did]; ok && now.Before(c.expires) {
-		p.mu.Unlock()
-		return c.doc, nil
-	}
-	p.mu.Unlock()
-
-	var doc *indigoid.DIDDocument
-	var err error
-	switch did.Method() {
-	case "plc":
-		doc, err = p.plc.Resolve(ctx, did)
-	case "web":
-		doc, err = p.resolveDIDWeb(ctx, did)
-	default:
-		return nil, xrpc.InvalidRequest("cannot resolve %s: unsupported DID method", did)
-	}
+	ident, err := p.dir.LookupDID(ctx, did)
 	switch {
 	case errors.Is(err, indigoid.ErrDIDNotFound):
-		return nil, xrpc.InvalidRequest("could not resolve proxy DID %s: not found", did)
+		return "", xrpc.InvalidRequest("could not resolve proxy DID %s: not found", did)
 	case err != nil:
-		var xe *xrpc.Error
-		if errors.As(err, &xe) {
-			return nil, err
-		}
 		msg := fmt.Sprintf("could not resolve proxy DID %s", did)
-		if errors.Is(err, errPrivateAddress) {
+		if errors.Is(err, netguard.ErrRefused) {
 			msg += ": its host is not at a public address"
 		}
-		return nil, &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: msg, Err: err}
+		return "", &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: msg, Err: err}
 	}
-	p.mu.Lock()
-	if len(p.docs) >= didDocCacheMax {
-		clear(p.docs)
+	svc, ok := ident.Services[strings.TrimPrefix(svcID, "#")]
+	if !ok {
+		return "", xrpc.InvalidRequest("the DID document of %s has no service %s", did, svcID)
 	}
-	p.docs[did] = cachedDoc{doc: doc, expires: now.Add(didDocCacheTTL)}
-	p.mu.Unlock()
-	return doc, nil
-}
-
-// resolveDIDWeb fetches https://HOST/.well-known/did.json for did:web:HOST (a port is
-// written %3A). Plain http is used for localhost and 127.0.0.1, for development.
-func (p *proxy) resolveDIDWeb(ctx context.Context, did syntax.DID) (*indigoid.DIDDocument, error) {
-	id := did.Identifier()
-	if strings.Contains(id, ":") {
-		return nil, xrpc.InvalidRequest("did:web with a path is not supported: %s", did)
+	u, err := url.Parse(svc.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", xrpc.InvalidRequest("service %s%s has an invalid endpoint %q", did, svcID, svc.URL)
 	}
-	host, err := url.PathUnescape(id)
-	if err != nil {
-		return nil, xrpc.InvalidRequest("invalid did:web %s", did)
-	}
-	hu, err := url.Parse("//" + host)
-	if err != nil || hu.Host != host || hu.User != nil || hu.Path != "" || hu.Hostname() == "" {
-		return nil, xrpc.InvalidRequest("invalid did:web host in %s", did)
-	}
-	scheme := "https"
-	if hn := hu.Hostname(); hn == "localhost" || hn == "127.0.0.1" || hn == "::1" {
-		scheme = "http"
-	}
-	ctx, cancel := context.WithTimeout(ctx, didDocTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+host+"/.well-known/did.json", nil)
-	if err != nil {
-		return nil, xrpc.InvalidRequest("invalid did:web host in %s", did)
-	}
-	req.Header.Set("Accept", "application/did+ld+json, application/json")
-	res, err := p.guarded.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusGone {
-		return nil, fmt.Errorf("%w: %s answered %d", indigoid.ErrDIDNotFound, host, res.StatusCode)
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching did.json from %s: HTTP %d", host, res.StatusCode)
-	}
-	b, err := io.ReadAll(io.LimitReader(res.Body, maxDIDDocBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading did.json from %s: %w", host, err)
-	}
-	if len(b) > maxDIDDocBytes {
-		return nil, fmt.Errorf("did.json from %s is larger than %d bytes", host, maxDIDDocBytes)
-	}
-	var doc indigoid.DIDDocument
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("decoding did.json from %s: %w", host, err)
-	}
-	if doc.DID != did {
-		return nil, fmt.Errorf("did.json from %s is for %q, not %s", host, doc.DID, did)
-	}
-	return &doc, nil
+	return strings.TrimRight(u.String(), "/"), nil
 }

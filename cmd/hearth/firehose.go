@@ -5,16 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/internal/firehose"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,13 +23,14 @@ func firehoseCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:      "tail",
 			Usage:     "print one line per firehose event, optionally verifying every commit",
-			UsageText: "hearth firehose tail --url ws://127.0.0.1:2583 [--cursor N] [--json] [--verify [--plc URL]] [--limit N]",
+			UsageText: "hearth firehose tail --url ws://127.0.0.1:2583 [--cursor N] [--json] [--verify [--plc URL] [--allow-private]] [--limit N]",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "url", Required: true, Usage: "firehose: ws(s):// or http(s):// URL or a bare host (wss), with or without the XRPC path", EnvVars: []string{"HEARTH_FIREHOSE_URL"}},
 				&cli.Int64Flag{Name: "cursor", Usage: "replay events after this seq (default: live only)"},
 				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 				&cli.BoolFlag{Name: "verify", Usage: "verify each #commit (signature and sync 1.1 inversion) and #sync against the author's key"},
 				&cli.StringFlag{Name: "plc", Value: "https://plc.directory", Usage: "PLC directory used to resolve did:plc signing keys for --verify", EnvVars: []string{"HEARTH_PLC_URL"}},
+				&cli.BoolFlag{Name: "allow-private", Usage: "with --verify, let did:web documents be fetched from loopback and private addresses (development)"},
 				&cli.IntFlag{Name: "limit", Usage: "stop after this many events (0: no limit)"},
 			},
 			Action: runFirehoseTail,
@@ -61,7 +60,9 @@ func runFirehoseTail(cctx *cli.Context) error {
 		if u, err := url.Parse(plc); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--plc %q: want an http(s) URL", cctx.String("plc"))
 		}
-		dir = newVerifyDirectory(plc)
+		// Hosts named by did:web come from the stream, so they go through the dial guard;
+		// the PLC directory is the operator's choice.
+		dir = resolve.New(resolve.Config{PLCURL: plc, AllowPrivate: cctx.Bool("allow-private"), UserAgent: "hearth-firehose"})
 	}
 
 	conn, err := firehose.Dial(ctx, cctx.String("url"), cursor)
@@ -135,44 +136,3 @@ func verifyEvent(ctx context.Context, dir indigoid.Directory, ev *firehose.Event
 	dir.Purge(ctx, did.AtIdentifier())
 	return firehose.Verify(ctx, dir, ev)
 }
-
-// verifyDirectory resolves did:plc through a PLC directory (Hearth's identity.Resolver)
-// and did:web over HTTPS, caching identities.
-func newVerifyDirectory(plcURL string) indigoid.Directory {
-	hc := &http.Client{Timeout: 10 * time.Second}
-	d := &splitDirectory{
-		plc: &identity.Resolver{PLC: &identity.Client{BaseURL: plcURL, HTTP: hc}},
-		web: &indigoid.BaseDirectory{PLCURL: plcURL, HTTPClient: *hc, SkipHandleVerification: true, UserAgent: "hearth-firehose"},
-	}
-	return indigoid.NewCacheDirectory(d, 100_000, time.Hour, 30*time.Second, 5*time.Minute)
-}
-
-// splitDirectory sends did:plc to plc and everything else to web.
-type splitDirectory struct {
-	plc indigoid.Directory
-	web indigoid.Directory
-}
-
-func (d *splitDirectory) LookupDID(ctx context.Context, did syntax.DID) (*indigoid.Identity, error) {
-	if did.Method() == "plc" {
-		return d.plc.LookupDID(ctx, did)
-	}
-	return d.web.LookupDID(ctx, did)
-}
-
-func (d *splitDirectory) LookupHandle(ctx context.Context, h syntax.Handle) (*indigoid.Identity, error) {
-	return d.web.LookupHandle(ctx, h)
-}
-
-func (d *splitDirectory) Lookup(ctx context.Context, atid syntax.AtIdentifier) (*indigoid.Identity, error) {
-	if did, err := atid.AsDID(); err == nil {
-		return d.LookupDID(ctx, did)
-	}
-	h, err := atid.AsHandle()
-	if err != nil {
-		return nil, err
-	}
-	return d.LookupHandle(ctx, h)
-}
-
-func (d *splitDirectory) Purge(context.Context, syntax.AtIdentifier) error { return nil }

@@ -2,10 +2,8 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +11,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/netguard"
+	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 )
@@ -20,7 +20,7 @@ import (
 // Blob fetching: the classifier reads the ORIGINAL bytes of a post's images from the
 // author's PDS with com.atproto.sync.getBlob (CDN renditions have their metadata
 // stripped). The PDS endpoint comes from a DID document, i.e. from whoever controls the
-// DID, so every fetch goes through PublicHTTPClient's dial guard (no loopback, private or
+// DID, so every fetch goes through the netguard dial guard (no loopback, private or
 // link-local addresses unless allowed), is size-capped, and is checked against the CID.
 
 // Blob fetch errors. ErrBlobRefused, ErrBlobNotFound, ErrBlobTooLarge and
@@ -81,7 +81,7 @@ func NewBlobFetcher(dir identity.Directory, cfg BlobConfig) *BlobFetcher {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	client := PublicHTTPClient(cfg.Timeout, cfg.AllowPrivate)
+	client := netguard.NewClient(netguard.Options{AllowPrivate: cfg.AllowPrivate, Timeout: cfg.Timeout, DialTimeout: cfg.Timeout, ResponseHeaderTimeout: cfg.Timeout})
 	client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxBlobRedirects {
 			return fmt.Errorf("%w: more than %d redirects", ErrBlobRefused, maxBlobRedirects)
@@ -188,49 +188,28 @@ func (f *BlobFetcher) Fetch(ctx context.Context, did, cidStr string) ([]byte, er
 
 // FetchFrom downloads a blob from a given PDS endpoint (already resolved and checked).
 func (f *BlobFetcher) FetchFrom(ctx context.Context, base *url.URL, did string, c cid.Cid) ([]byte, error) {
-	u := strings.TrimRight(base.String(), "/") + "/xrpc/com.atproto.sync.getBlob?" + url.Values{"did": {did}, "cid": {c.String()}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
-	}
-	client := f.client
+	hc := f.client
 	if f.isLocal(base) {
-		client = f.local
+		hc = f.local
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && errors.Is(ue.Err, ErrBlobRefused) {
-			return nil, ue.Err
-		}
-		if errors.Is(err, ErrNonPublicAddress) {
-			return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
-		}
-		return nil, fmt.Errorf("getBlob %s: %w", c, err)
-	}
-	defer resp.Body.Close()
+	xc := &xrpc.Client{Base: base.String(), HTTP: hc}
+	data, err := xc.QueryBytes(ctx, "com.atproto.sync.getBlob", "", url.Values{"did": {did}, "cid": {c.String()}}, f.cfg.MaxBytes)
+	var re *xrpc.ResponseError
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
-		return nil, fmt.Errorf("%w: %s: HTTP %d", ErrBlobNotFound, c, resp.StatusCode)
-	case resp.StatusCode == http.StatusBadRequest:
-		var xe struct{ Error, Message string }
-		json.NewDecoder(io.LimitReader(resp.Body, 8<<10)).Decode(&xe)
-		return nil, fmt.Errorf("%w: %s: %s %s", ErrBlobNotFound, c, xe.Error, xe.Message)
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return nil, fmt.Errorf("%w: %s: unfollowed redirect (HTTP %d)", ErrBlobRefused, c, resp.StatusCode)
+	case err == nil:
+	case errors.Is(err, ErrBlobRefused):
+		return nil, err // a redirect the policy refused
+	case errors.Is(err, netguard.ErrRefused):
+		return nil, fmt.Errorf("%w: %w", ErrBlobRefused, err)
+	case errors.Is(err, xrpc.ErrResponseTooLarge):
+		return nil, fmt.Errorf("%w: %s: %w", ErrBlobTooLarge, c, err)
+	case errors.As(err, &re) && (re.Status == http.StatusNotFound || re.Status == http.StatusGone || re.Status == http.StatusBadRequest):
+		// getBlob answers 400 (BlobNotFound, RepoNotFound, ...) for a missing blob.
+		return nil, fmt.Errorf("%w: %s: %w", ErrBlobNotFound, c, err)
+	case errors.As(err, &re) && re.Status >= 300 && re.Status < 400:
+		return nil, fmt.Errorf("%w: %s: unfollowed redirect (HTTP %d)", ErrBlobRefused, c, re.Status)
 	default:
-		return nil, fmt.Errorf("getBlob %s: HTTP %d", c, resp.StatusCode)
-	}
-	if resp.ContentLength > f.cfg.MaxBytes {
-		return nil, fmt.Errorf("%w: %s is %d bytes (cap %d)", ErrBlobTooLarge, c, resp.ContentLength, f.cfg.MaxBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("getBlob %s: reading: %w", c, err)
-	}
-	if int64(len(data)) > f.cfg.MaxBytes {
-		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrBlobTooLarge, c, f.cfg.MaxBytes)
+		return nil, fmt.Errorf("getBlob %s: %w", c, err)
 	}
 	if err := VerifyBlob(c, data); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/netguard"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
@@ -127,9 +128,9 @@ func TestBlobSSRFGuard(t *testing.T) {
 	}
 
 	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.1.1", "172.16.0.1", "169.254.169.254", "::1", "fe80::1", "fc00::1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1"} {
-		require.False(t, IsPublicAddr(netip.MustParseAddr(a)), a)
+		require.False(t, netguard.IsPublic(netip.MustParseAddr(a)), a)
 	}
-	require.True(t, IsPublicAddr(netip.MustParseAddr("93.184.216.34")))
+	require.True(t, netguard.IsPublic(netip.MustParseAddr("93.184.216.34")))
 }
 
 func TestVerifyBlob(t *testing.T) {

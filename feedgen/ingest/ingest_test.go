@@ -17,7 +17,6 @@ import (
 	"github.com/bluesky-social/indigo/api/bsky"
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/identity"
-	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/bluesky-social/indigo/events"
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/gorilla/websocket"
@@ -343,49 +342,6 @@ func TestBackfill(t *testing.T) {
 	p, err = ix.Post(ctx, f.p1)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, p.LikeCount)
-}
-
-func TestResolver(t *testing.T) {
-	key, err := atcrypto.GeneratePrivateKeyK256()
-	require.NoError(t, err)
-	pub, err := key.PublicKey()
-	require.NoError(t, err)
-	did := testDID("resolver")
-	doc := identity.DIDDocument{DID: did, VerificationMethod: []identity.DocVerificationMethod{{
-		ID: did.String() + "#atproto", Type: "Multikey", Controller: did.String(), PublicKeyMultibase: pub.Multibase(),
-	}}}
-	plc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/" + did.String():
-			json.NewEncoder(w).Encode(doc)
-		case "/" + testDID("liar").String():
-			json.NewEncoder(w).Encode(doc) // a document for another DID
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer plc.Close()
-	ctx := context.Background()
-	dir := NewDirectory(DirectoryConfig{PLCURL: plc.URL})
-	ident, err := dir.LookupDID(ctx, did)
-	require.NoError(t, err)
-	k, err := ident.PublicKey()
-	require.NoError(t, err)
-	require.Equal(t, pub.Multibase(), k.Multibase())
-	_, err = dir.LookupDID(ctx, testDID("liar"))
-	require.ErrorIs(t, err, identity.ErrDIDResolutionFailed)
-	_, err = dir.LookupDID(ctx, testDID("missing"))
-	require.ErrorIs(t, err, identity.ErrDIDNotFound)
-
-	// did:web documents on private addresses are refused unless allowed.
-	r := NewResolver(DirectoryConfig{PLCURL: plc.URL})
-	_, err = r.LookupDID(ctx, syntax.DID("did:web:localhost%3A1"))
-	require.Error(t, err)
-	_, err = r.LookupDID(ctx, syntax.DID("did:web:localhost"))
-	require.ErrorContains(t, err, "non-public")
-	client := PublicHTTPClient(time.Second, false)
-	_, err = client.Get(plc.URL + "/" + did.String())
-	require.ErrorContains(t, err, "non-public")
 }
 
 func TestCARHelpers(t *testing.T) {
