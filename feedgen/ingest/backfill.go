@@ -3,9 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,11 +13,16 @@ import (
 	indigorepo "github.com/bluesky-social/indigo/atproto/repo"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/feedgen/index"
+	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/ipfs/go-cid"
 )
 
-// maxRepoBytes bounds one getRepo download.
-const maxRepoBytes = 1 << 30
+const (
+	// maxRepoBytes bounds one getRepo download.
+	maxRepoBytes = 1 << 30
+	// maxPageBytes bounds one listRepos page.
+	maxPageBytes = 16 << 20
+)
 
 func (in *Ingester) backfillKey() string { return "backfill " + in.cfg.BackfillURL }
 
@@ -56,7 +59,12 @@ func (in *Ingester) Backfill(ctx context.Context) error {
 		return err
 	}
 	base := strings.TrimRight(in.cfg.BackfillURL, "/")
-	client := &http.Client{Timeout: 10 * time.Minute}
+	// The backfill PDS is operator-chosen (usually the co-hosted one), so it is not
+	// guarded; a whole repository may take minutes to download.
+	client, err := xrpc.NewClient(base, xrpc.WithHTTPClient(&http.Client{Timeout: 10 * time.Minute}), xrpc.WithMaxBodyBytes(maxPageBytes))
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
 	began := time.Now()
 	repos, records := 0, 0
 	cursor := ""
@@ -66,14 +74,14 @@ func (in *Ingester) Backfill(ctx context.Context) error {
 			q.Set("cursor", cursor)
 		}
 		var page comatproto.SyncListRepos_Output
-		if err := getJSON(ctx, client, base+"/xrpc/com.atproto.sync.listRepos?"+q.Encode(), &page); err != nil {
+		if err := client.Query(ctx, "com.atproto.sync.listRepos", "", q, &page); err != nil {
 			return fmt.Errorf("listRepos: %w", err)
 		}
 		for _, r := range page.Repos {
 			if r == nil {
 				continue
 			}
-			n, err := in.backfillRepo(ctx, client, base, r)
+			n, err := in.backfillRepo(ctx, client, r)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -97,7 +105,7 @@ func (in *Ingester) Backfill(ctx context.Context) error {
 }
 
 // backfillRepo indexes one repository and returns the number of records it indexed.
-func (in *Ingester) backfillRepo(ctx context.Context, client *http.Client, base string, r *comatproto.SyncListRepos_Repo) (int, error) {
+func (in *Ingester) backfillRepo(ctx context.Context, client *xrpc.Client, r *comatproto.SyncListRepos_Repo) (int, error) {
 	did, err := syntax.ParseDID(r.Did)
 	if err != nil {
 		return 0, err
@@ -111,7 +119,7 @@ func (in *Ingester) backfillRepo(ctx context.Context, client *http.Client, base 
 		return 0, err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		body, err := getBytes(ctx, client, base+"/xrpc/com.atproto.sync.getRepo?did="+url.QueryEscape(did.String()), maxRepoBytes)
+		body, err := client.QueryBytes(ctx, "com.atproto.sync.getRepo", "", url.Values{"did": {did.String()}}, maxRepoBytes)
 		if err != nil {
 			return 0, fmt.Errorf("getRepo: %w", err)
 		}
@@ -175,35 +183,4 @@ func (in *Ingester) snapshot(ctx context.Context, did syntax.DID, carBytes []byt
 		return nil, err
 	}
 	return out, nil
-}
-
-func getBytes(ctx context.Context, client *http.Client, u string, limit int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, body)
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("response larger than %d bytes", limit)
-	}
-	return body, nil
-}
-
-func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
-	body, err := getBytes(ctx, client, u, 16<<20)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(body, v)
 }

@@ -6,7 +6,6 @@ package firehose
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/events"
 	"github.com/gorilla/websocket"
+	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
 // Message types, as they appear in frame headers, and the type of error frames.
@@ -133,14 +133,11 @@ func Dial(ctx context.Context, rawURL string, cursor *int64) (*Conn, error) {
 	ws, resp, err := d.DialContext(ctx, u, http.Header{"User-Agent": []string{"hearth-firehose"}})
 	if err != nil {
 		if resp != nil {
-			// The server refused the upgrade: report its XRPC error if it sent one.
+			// The server refused the upgrade: report its XRPC error (or the start of
+			// its body) the way every other outbound call does.
 			defer resp.Body.Close()
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			var xe ErrorFrame
-			if json.Unmarshal(body, &xe) == nil && xe.Error != "" {
-				return nil, fmt.Errorf("dialing %s: HTTP %d %s: %s", u, resp.StatusCode, xe.Error, xe.Message)
-			}
-			return nil, fmt.Errorf("dialing %s: HTTP %d: %w", u, resp.StatusCode, err)
+			return nil, fmt.Errorf("dialing %s: %w", u, xrpc.ErrorFromResponse(resp, body))
 		}
 		return nil, fmt.Errorf("dialing %s: %w", u, err)
 	}

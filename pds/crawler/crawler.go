@@ -4,17 +4,17 @@
 package crawler
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
 const (
@@ -24,8 +24,8 @@ const (
 	RequestTimeout = 15 * time.Second
 	// retryMin is the first wait after a failed announcement (doubling up to the interval).
 	retryMin = 30 * time.Second
-	// requestCrawlPath is the XRPC path of the method.
-	requestCrawlPath = "/xrpc/com.atproto.sync.requestCrawl"
+	// maxAnswerBytes bounds a crawler's answer (an empty object).
+	maxAnswerBytes = 4 << 10
 )
 
 // Run announces hostname (the PDS's public host name, with a port only if it is not the
@@ -121,35 +121,11 @@ func NormalizeURL(raw string) (string, error) {
 }
 
 // Announce sends one com.atproto.sync.requestCrawl {"hostname": hostname} to the crawler
-// at base (see NormalizeURL), bounded by RequestTimeout and ctx.
+// at base (see NormalizeURL), bounded by RequestTimeout and ctx. Crawlers are the
+// operator's configuration, so client is not guarded.
 func Announce(ctx context.Context, client *http.Client, base, hostname string) error {
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
-	body, err := json.Marshal(map[string]string{"hostname": hostname})
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+requestCrawlPath, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "hearth-pds")
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
-	if res.StatusCode/100 == 2 {
-		return nil
-	}
-	var xe struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}
-	if json.Unmarshal(msg, &xe) == nil && xe.Error != "" {
-		return fmt.Errorf("HTTP %d %s: %s", res.StatusCode, xe.Error, xe.Message)
-	}
-	return fmt.Errorf("HTTP %d: %.200s", res.StatusCode, strings.TrimSpace(string(msg)))
+	c := &xrpc.Client{Base: base, HTTP: client, UserAgent: "hearth-pds", MaxBodyBytes: maxAnswerBytes}
+	return c.Procedure(ctx, "com.atproto.sync.requestCrawl", "", comatproto.SyncRequestCrawl_Input{Hostname: hostname}, nil)
 }
