@@ -61,7 +61,21 @@ func DefaultConfig() Config {
 }
 
 // ServiceDID is the feed generator's DID.
-func (c Config) ServiceDID() string { return "did:web:" + c.Hostname }
+func (c Config) ServiceDID() string { return ServiceDIDFor(c.Hostname, c.PublicURL) }
+
+// ServiceDIDFor is the DID of a feed generator at hostname reached at publicURL:
+// did:web:HOSTNAME, except a local one (hostname localhost), whose DID names the port
+// its listener has (did:web:localhost%3A2584), because did:web resolvers map
+// did:web:localhost to port 80 and an AppView on the same machine must find the
+// generator where it listens. The PDS keeps did:web:localhost.
+func ServiceDIDFor(hostname, publicURL string) string {
+	if hostname == "localhost" {
+		if u, err := url.Parse(publicURL); err == nil && u.Port() != "" {
+			return "did:web:localhost%3A" + u.Port()
+		}
+	}
+	return "did:web:" + hostname
+}
 
 // FeedURI is the AT-URI of the feed with the given short name.
 func (c Config) FeedURI(name string) string {

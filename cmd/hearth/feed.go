@@ -80,8 +80,9 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "feed", Required: true, Usage: "short name of the feed (" + strings.Join(rank.Default().Names(), ", ") + ")"},
 					&cli.StringFlag{Name: "display-name", Required: true, Usage: "name shown in apps (at most 24 characters)"},
 					&cli.StringFlag{Name: "description", Usage: "description shown in apps"},
-					&cli.StringFlag{Name: "service-did", Usage: "DID of the feed generator (default did:web:FEED-HOSTNAME)"},
+					&cli.StringFlag{Name: "service-did", Usage: "DID of the feed generator (default did:web:FEED-HOSTNAME; for localhost did:web:localhost%3APORT, the port of --feed-listen)"},
 					feedHostnameFlag(),
+					feedListenFlag(),
 				},
 				Action: runFeedPublish,
 			},
@@ -247,7 +248,12 @@ func runFeedPublish(cctx *cli.Context) error {
 	}
 	serviceDID := cctx.String("service-did")
 	if serviceDID == "" {
-		serviceDID = "did:web:" + strings.ToLower(cctx.String("feed-hostname"))
+		host := strings.ToLower(cctx.String("feed-hostname"))
+		addr, err := net.ResolveTCPAddr("tcp", cctx.String("feed-listen"))
+		if err != nil {
+			return fmt.Errorf("--feed-listen (HEARTH_FEED_LISTEN) %q: %w", cctx.String("feed-listen"), err)
+		}
+		serviceDID = feedgen.ServiceDIDFor(host, feedPublicURL(host, addr))
 	}
 	if _, err := syntax.ParseDID(serviceDID); err != nil {
 		return fmt.Errorf("--service-did %q: %w", serviceDID, err)

@@ -117,12 +117,13 @@ func TestServeRunsFeedgen(t *testing.T) {
 	waitHTTP(t, base+"/xrpc/com.atproto.server.describeServer", done, &out)
 	waitHTTP(t, feedBase+"/xrpc/app.bsky.feed.describeFeedGenerator", done, &out)
 	require.Contains(t, out.String(), "feed generator: http://127.0.0.1:")
-	require.Contains(t, out.String(), "at://did:web:localhost/app.bsky.feed.generator/recent")
+	feedDID := fmt.Sprintf("did:web:localhost%%3A%d", feedPort) // resolvable to the feed listener, unlike did:web:localhost
+	require.Contains(t, out.String(), "at://"+feedDID+"/app.bsky.feed.generator/recent")
 
 	client := &http.Client{Timeout: 20 * time.Second}
 	did, token := newAccount(t, client, base, "alice")
 	post := postURI(t, client, base, did, token, "hello from serve")
-	waitForPost(t, feedBase, "at://did:web:localhost/app.bsky.feed.generator/recent", post)
+	waitForPost(t, feedBase, "at://"+feedDID+"/app.bsky.feed.generator/recent", post)
 
 	res, err := http.Get(feedBase + "/.well-known/did.json")
 	require.NoError(t, err)
@@ -134,7 +135,7 @@ func TestServeRunsFeedgen(t *testing.T) {
 	}
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&doc))
 	res.Body.Close()
-	require.Equal(t, "did:web:localhost", doc.ID)
+	require.Equal(t, feedDID, doc.ID)
 	require.Equal(t, "#bsky_fg", doc.Service[0].ID)
 	require.Equal(t, fmt.Sprintf("http://localhost:%d", feedPort), doc.Service[0].ServiceEndpoint)
 
@@ -143,7 +144,7 @@ func TestServeRunsFeedgen(t *testing.T) {
 	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer pcancel()
 	err = newApp(&pub, &pub).RunContext(pctx, []string{"hearth", "feed", "publish", "--pds", base, "--handle", "alice.test", "--password", "pw-alice",
-		"--feed", "recent", "--display-name", "Recent posts", "--description", "Everything, newest first"})
+		"--feed", "recent", "--display-name", "Recent posts", "--description", "Everything, newest first", "--feed-listen", fmt.Sprintf("127.0.0.1:%d", feedPort)})
 	require.NoError(t, err, pub.String())
 	uri := "at://" + did + "/app.bsky.feed.generator/recent"
 	require.Contains(t, pub.String(), "published "+uri)
@@ -156,7 +157,7 @@ func TestServeRunsFeedgen(t *testing.T) {
 	require.NoError(t, json.NewDecoder(rec.Body).Decode(&got))
 	rec.Body.Close()
 	require.Equal(t, uri, got.URI)
-	require.Equal(t, "did:web:localhost", got.Value["did"])
+	require.Equal(t, feedDID, got.Value["did"])
 	require.Equal(t, "Recent posts", got.Value["displayName"])
 
 	// A wrong password is reported, not ignored.
