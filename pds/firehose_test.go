@@ -13,8 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/internal/firehose"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 )
@@ -160,7 +160,7 @@ func TestFirehoseMixedWorkload(t *testing.T) {
 	}
 
 	evs := live.waitFor(t, "the last commit", hasCommit(lastCommit))
-	dir := &identity.Resolver{PLC: &identity.Client{BaseURL: e.plc.URL}}
+	dir := resolve.New(resolve.Config{PLCURL: e.plc.URL})
 	ctx := context.Background()
 
 	seen := map[string]int{}

@@ -19,14 +19,14 @@ import (
 	indigoauth "github.com/bluesky-social/indigo/atproto/auth"
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/stretchr/testify/require"
 )
 
 // directory resolves DIDs through the env's embedded PLC directory, as a service would.
 func (e *env) directory() indigoid.Directory {
-	return &identity.Resolver{PLC: &identity.Client{BaseURL: e.plc.URL}}
+	return resolve.New(resolve.Config{PLCURL: e.plc.URL})
 }
 
 // jwtClaims decodes (without verifying) a JWT's header and claims.

@@ -54,6 +54,6 @@
 // checks against the current log and the insert run in one write transaction on
 // the single writer connection, so concurrent submissions are serialised.
 //
-// Client speaks the same HTTP API to any PLC directory, and Resolver adapts it to
-// indigo's identity.Directory.
+// Client speaks the same HTTP API to any PLC directory (registering and updating
+// accounts). Resolving identities, this directory's included, is internal/resolve's job.
 package identity
