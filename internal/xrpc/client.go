@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/hearth-social/hearth/internal/netguard"
 )
 
@@ -246,7 +247,7 @@ type Session struct {
 // Login creates a session with com.atproto.server.createSession.
 func (c *Client) Login(ctx context.Context, identifier, password string) (*Session, error) {
 	var s Session
-	if err := c.Procedure(ctx, "com.atproto.server.createSession", "", map[string]string{"identifier": identifier, "password": password}, &s); err != nil {
+	if err := c.Procedure(ctx, "com.atproto.server.createSession", "", comatproto.ServerCreateSession_Input{Identifier: identifier, Password: password}, &s); err != nil {
 		return nil, fmt.Errorf("logging in to %s: %w", c.Base, err)
 	}
 	if !strings.HasPrefix(s.DID, "did:") || s.AccessJwt == "" {
