@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
 	"github.com/hearth-social/hearth/pds/identity"
@@ -35,9 +36,6 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
 		return err
 	}
-	if in.DID != "" {
-		return xrpc.InvalidRequest("bringing an existing DID (account migration) is not supported yet")
-	}
 	handle, err := s.validateNewHandle(in.Handle)
 	if err != nil {
 		return err
@@ -55,6 +53,15 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "an invite code is required")
 	}
 
+	// An account arriving from another PDS brings its DID, with a service-auth token
+	// from that PDS (account_arrive.go); checked before anything is reserved.
+	var arriving syntax.DID
+	if in.DID != "" {
+		if arriving, err = s.checkArrivalAuth(ctx, r, in.DID); err != nil {
+			return err
+		}
+	}
+
 	release, err := s.reserveSignup(ctx, handle.String(), in.Email, in.InviteCode)
 	if err != nil {
 		return err
@@ -64,6 +71,9 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 	hash, err := s.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return err
+	}
+	if arriving != "" {
+		return s.createArrivingAccount(ctx, w, arriving, handle, in, hash)
 	}
 	key, err := atcrypto.GeneratePrivateKeyK256()
 	if err != nil {
@@ -103,14 +113,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 		}
 		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: did.String(), Expires: pair.RefreshExpires})
 	})
-	switch {
-	case errors.Is(err, store.ErrHandleTaken):
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", handle)
-	case errors.Is(err, store.ErrEmailTaken):
-		return xrpc.InvalidRequest("email already taken")
-	case errors.Is(err, store.ErrInviteUnavailable):
-		return xrpc.Errorf(http.StatusBadRequest, "InvalidInviteCode", "invite code not available")
-	case err != nil:
+	if err := signupError(err, handle); err != nil {
 		return err
 	}
 	s.log.Info("account created", "did", did, "handle", handle)

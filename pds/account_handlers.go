@@ -50,10 +50,6 @@ func (s *Server) handleDeactivateAccount(w http.ResponseWriter, r *http.Request)
 	return s.setOwnStatus(w, r, store.StatusDeactivated)
 }
 
-func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) error {
-	return s.setOwnStatus(w, r, store.StatusActive)
-}
-
 // setOwnStatus lets an account deactivate or reactivate itself; a takedown is the
 // admin's to lift.
 func (s *Server) setOwnStatus(w http.ResponseWriter, r *http.Request, want string) error {

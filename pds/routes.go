@@ -30,9 +30,6 @@ type route struct {
 	method  string
 	auth    authLevel
 	handler handlerFunc
-	// activeOnly refuses deactivated accounts too (taken-down and deleted accounts are
-	// refused on every authenticated route).
-	activeOnly bool
 	// serviceAuth, when set, is the method name an inbound service-auth JWT (ES256K,
 	// from another service acting for a local account) must name as lxm to be accepted
 	// instead of a session token.
@@ -48,11 +45,6 @@ func withServiceAuth(rt route, lxm string) route {
 func (s *Server) buildRoutes() map[string]route {
 	get := func(a authLevel, h handlerFunc) route { return route{method: http.MethodGet, auth: a, handler: h} }
 	post := func(a authLevel, h handlerFunc) route { return route{method: http.MethodPost, auth: a, handler: h} }
-	// postActive is a method an account that deactivated itself may not call until it
-	// reactivates (uploads; repo writes also answer AccountDeactivated from writableRepo).
-	postActive := func(a authLevel, h handlerFunc) route {
-		return route{method: http.MethodPost, auth: a, handler: h, activeOnly: true}
-	}
 	return map[string]route{
 		// com.atproto.server
 		"com.atproto.server.describeServer":        get(authNone, s.handleDescribeServer),
@@ -69,6 +61,7 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.server.getAccountInviteCodes": get(authUser, s.handleGetAccountInviteCodes),
 		"com.atproto.server.deactivateAccount":     post(authUser, s.handleDeactivateAccount),
 		"com.atproto.server.activateAccount":       post(authUser, s.handleActivateAccount),
+		"com.atproto.server.checkAccountStatus":    get(authUser, s.handleCheckAccountStatus),
 		// com.atproto.admin
 		"com.atproto.admin.updateSubjectStatus": post(authAdmin, s.handleAdminUpdateSubjectStatus),
 		"com.atproto.admin.getSubjectStatus":    get(authAdmin, s.handleAdminGetSubjectStatus),
@@ -97,7 +90,9 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.repo.describeRepo": get(authNone, s.handleDescribeRepo),
 		// The video service uploads with the service-auth token the app got from
 		// getServiceAuth (aud this PDS, lxm uploadBlob).
-		"com.atproto.repo.uploadBlob":       withServiceAuth(postActive(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
+		// Deactivated accounts may upload: an arriving account copies its blobs before it
+		// activates (as the reference PDS allows).
+		"com.atproto.repo.uploadBlob":       withServiceAuth(post(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
 		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
@@ -218,8 +213,9 @@ func authError(err error) error {
 
 // authenticate checks the caller's credentials for the route and, for every account
 // credential, the account's status from the account cache: a token outlives neither a
-// takedown nor a deletion (both also revoke the stored sessions), and routes marked
-// activeOnly refuse deactivated accounts. Admin Basic auth is accepted on admin routes
+// takedown nor a deletion (both also revoke the stored sessions); a deactivated account
+// keeps its session (repo writes answer AccountDeactivated from writableRepo, and an
+// arriving account uploads blobs and preferences before it activates). Admin Basic auth is accepted on admin routes
 // only: it is not a user and must never write into somebody's repo.
 func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 	var c *caller
@@ -263,26 +259,23 @@ func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 	default:
 		return nil, fmt.Errorf("unknown auth level %d", rt.auth)
 	}
-	if err := s.checkCallerAccount(r.Context(), c.DID, rt.activeOnly); err != nil {
+	if err := s.checkCallerAccount(r.Context(), c.DID); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// checkCallerAccount refuses credentials of deleted and taken-down accounts, and of
-// deactivated ones when activeOnly (the reference PDS's checkTakedown/checkDeactivated).
-func (s *Server) checkCallerAccount(ctx context.Context, did string, activeOnly bool) error {
+// checkCallerAccount refuses credentials of deleted and taken-down accounts (the
+// reference PDS's checkTakedown).
+func (s *Server) checkCallerAccount(ctx context.Context, did string) error {
 	acct, err := s.accounts.get(ctx, s.store, did)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.Status == store.StatusDeleted) {
 		return xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "account not found")
 	} else if err != nil {
 		return err
 	}
-	switch {
-	case acct.Status == store.StatusTakendown:
+	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
-	case activeOnly && acct.Status == store.StatusDeactivated:
-		return xrpc.Errorf(http.StatusUnauthorized, "AccountDeactivated", "account is deactivated")
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (s *Server) checkInboundServiceAuth(ctx context.Context, tok, nsid string) 
 	var unverified jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(tok, &unverified); err == nil {
 		if iss, err := syntax.ParseDID(unverified.Issuer); err == nil {
-			if err := s.checkCallerAccount(ctx, iss.String(), false); err != nil {
+			if err := s.checkCallerAccount(ctx, iss.String()); err != nil {
 				return nil, err
 			}
 		}
