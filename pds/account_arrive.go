@@ -8,8 +8,8 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
-	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	indigoauth "github.com/bluesky-social/indigo/atproto/auth"
+	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/resolve"
