@@ -8,17 +8,17 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/labeling"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/internal/sqlitedb"
+	"github.com/hearth-social/hearth/internal/stream"
 )
 
 //go:embed migrations/*.sql
@@ -39,6 +39,7 @@ const (
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultPageSize       = 500
 	DefaultMaxSubscribers = 1000
+	DefaultMaxLag         = stream.DefaultMaxLag
 )
 
 // Config configures a Labeler.
@@ -58,6 +59,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// PageSize is how many labels a subscriber reads from the log per query (default 500).
 	PageSize int
+	// MaxLag is how many labels a live subscriber may fall behind before it is
+	// disconnected with ConsumerTooSlow (default 10000).
+	MaxLag int
 	// MaxSubscribers caps concurrent subscribeLabels connections (default 1000).
 	MaxSubscribers int
 	// Logger receives the labeler's logs (default slog.Default()).
@@ -72,15 +76,15 @@ type Labeler struct {
 	pub atcrypto.PublicKey
 	log *slog.Logger
 
-	upgrader websocket.Upgrader
-	base     context.Context
-	cancel   context.CancelFunc
+	// srv serves subscribeLabels; labelFeed is its source.
+	srv *stream.Server
 
-	mu     sync.Mutex
-	wake   chan struct{} // closed (and replaced) whenever labels are committed
-	closed bool
-	nsubs  int
-	subs   sync.WaitGroup
+	// last is the highest seq committed, so subscribers can measure their lag without
+	// a query.
+	last atomic.Int64
+
+	mu   sync.Mutex
+	wake chan struct{} // closed (and replaced) whenever labels are committed; see Notify
 }
 
 // Open opens (creating if needed) the labeler database, and generates the signing key
@@ -104,6 +108,9 @@ func Open(ctx context.Context, cfg Config) (*Labeler, error) {
 	if cfg.MaxSubscribers <= 0 {
 		cfg.MaxSubscribers = DefaultMaxSubscribers
 	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = DefaultMaxLag
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -125,23 +132,30 @@ func Open(ctx context.Context, cfg Config) (*Labeler, error) {
 		db.Close()
 		return nil, fmt.Errorf("labeler: signing key: %w", err)
 	}
-	base, cancel := context.WithCancel(context.Background())
 	l := &Labeler{
-		cfg:    cfg,
-		db:     db,
-		key:    key,
-		pub:    pub,
-		log:    cfg.Logger.With("component", "labeler"),
-		base:   base,
-		cancel: cancel,
-		wake:   make(chan struct{}),
-		upgrader: websocket.Upgrader{
-			ReadBufferSize:  1 << 10,
-			WriteBufferSize: 16 << 10,
-			// A public, unauthenticated, read-only stream: any origin may read it.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
+		cfg:  cfg,
+		db:   db,
+		key:  key,
+		pub:  pub,
+		log:  cfg.Logger.With("component", "labeler"),
+		wake: make(chan struct{}),
 	}
+	last, err := l.LastSeq(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("labeler: reading last seq: %w", err)
+	}
+	l.last.Store(last)
+	l.srv = stream.New(labelFeed{l}, stream.Config{
+		Method:         "subscribeLabels",
+		Kind:           "label",
+		PingInterval:   cfg.PingInterval,
+		WriteTimeout:   cfg.WriteTimeout,
+		MaxLag:         cfg.MaxLag,
+		MaxSubscribers: cfg.MaxSubscribers,
+		ReadBatch:      cfg.PageSize,
+		Log:            l.log,
+	})
 	return l, nil
 }
 
@@ -258,18 +272,21 @@ func (l *Labeler) Apply(ctx context.Context, uri, cid string, vals []string) ([]
 	if len(out) == 0 {
 		return nil, nil
 	}
+	var top int64
 	for i := range out {
 		if err := out[i].Sign(l.key); err != nil {
 			return nil, fmt.Errorf("signing label: %w", err)
 		}
-		if err := insertLabel(ctx, tx, &out[i]); err != nil {
+		seq, err := insertLabel(ctx, tx, &out[i])
+		if err != nil {
 			return nil, err
 		}
+		top = max(top, seq)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("committing labels: %w", err)
 	}
-	l.notify()
+	l.committed(top)
 	return out, nil
 }
 
@@ -311,35 +328,45 @@ func (l *Labeler) currentTx(ctx context.Context, tx *sql.Tx, uri string) (map[st
 	return have, rows.Err()
 }
 
-func insertLabel(ctx context.Context, tx *sql.Tx, lab *labeling.Label) error {
+// insertLabel appends lab to the log and returns its seq.
+func insertLabel(ctx context.Context, tx *sql.Tx, lab *labeling.Label) (int64, error) {
 	neg := lab.Negated != nil && *lab.Negated
 	res, err := tx.ExecContext(ctx, `INSERT INTO labels (uri, cid, val, neg, cts, exp, sig, src) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		lab.URI, lab.CID, lab.Val, neg, lab.CreatedAt, lab.ExpiresAt, []byte(lab.Sig), lab.SourceDID)
 	if err != nil {
-		return fmt.Errorf("inserting label: %w", err)
+		return 0, fmt.Errorf("inserting label: %w", err)
 	}
 	seq, err := res.LastInsertId()
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("reading label seq: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO label_state (src, uri, val, seq, neg) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (src, uri, val) DO UPDATE SET seq = excluded.seq, neg = excluded.neg`,
 		lab.SourceDID, lab.URI, lab.Val, seq, neg); err != nil {
-		return fmt.Errorf("updating label state: %w", err)
+		return 0, fmt.Errorf("updating label state: %w", err)
 	}
-	return nil
+	return seq, nil
 }
 
-// notify wakes every subscriber waiting for new labels.
-func (l *Labeler) notify() {
+// committed records that labels up to seq are durable and wakes every reader waiting on
+// Notify. last is raised first, so a woken subscriber measures its lag against it.
+func (l *Labeler) committed(seq int64) {
+	for {
+		cur := l.last.Load()
+		if seq <= cur || l.last.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
 	l.mu.Lock()
 	close(l.wake)
 	l.wake = make(chan struct{})
 	l.mu.Unlock()
 }
 
-// wakeChan is closed at the next commit of labels.
-func (l *Labeler) wakeChan() <-chan struct{} {
+// Notify returns a channel closed after the next commit of labels (a new channel each
+// time, as the PDS store's Notify). Take it before reading the log, so a commit after the
+// read is not missed.
+func (l *Labeler) Notify() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.wake
@@ -418,23 +445,7 @@ func (l *Labeler) labelsAfter(ctx context.Context, seq int64, n int) ([]stored, 
 // (1001, going away) and new subscriptions are refused. It waits for the subscribers to
 // finish until ctx is done. Call it before the HTTP server's Shutdown, which does not
 // track hijacked (websocket) connections.
-func (l *Labeler) Shutdown(ctx context.Context) error {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	l.cancel()
-	done := make(chan struct{})
-	go func() {
-		l.subs.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *Labeler) Shutdown(ctx context.Context) error { return l.srv.Shutdown(ctx) }
 
 // Close shuts the subscriptions down (waiting up to 5s) and closes the database.
 func (l *Labeler) Close() error {

@@ -18,6 +18,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/labeling"
 	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/feedgen/labeler"
+	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -432,7 +433,7 @@ func TestFutureCursor(t *testing.T) {
 		conn := dial(t, srv.URL, "2")
 		f := readFrame(t, conn)
 		require.NotNil(t, f.Error)
-		assert.Equal(t, labeler.ErrFutureCursor, f.Error.Error)
+		assert.Equal(t, firehose.ErrFutureCursor, f.Error.Error)
 		_, _, err := conn.ReadMessage()
 		var ce *websocket.CloseError
 		require.ErrorAs(t, err, &ce)

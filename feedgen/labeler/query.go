@@ -30,7 +30,7 @@ const (
 func (l *Labeler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathQueryLabels, l.handleQueryLabels)
-	mux.HandleFunc(PathSubscribeLabels, l.handleSubscribeLabels)
+	mux.Handle(PathSubscribeLabels, l.srv)
 	mux.HandleFunc("/", xrpc.NotImplemented)
 	return mux
 }

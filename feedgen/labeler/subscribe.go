@@ -3,29 +3,18 @@ package labeler
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/events"
-	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/internal/firehose"
-	"github.com/hearth-social/hearth/internal/xrpc"
+	"github.com/hearth-social/hearth/internal/stream"
 )
 
-// Frame types and error names of com.atproto.label.subscribeLabels.
-const (
-	TypeLabels         = "#labels"
-	TypeInfo           = "#info"
-	ErrFutureCursor    = "FutureCursor"
-	ErrConsumerTooSlow = "ConsumerTooSlow"
-)
-
-// closeWait bounds how long a closing subscriber waits for the peer's close reply.
-const closeWait = time.Second
+// TypeLabels is the frame type of com.atproto.label.subscribeLabels' label messages.
+// Its #info frames and error names are the ones every event stream shares
+// (firehose.TypeInfo, firehose.ErrFutureCursor, firehose.ErrConsumerTooSlow).
+const TypeLabels = "#labels"
 
 // EncodeLabelsFrame encodes a #labels message frame: the DAG-CBOR header {op: 1,
 // t: "#labels"} followed by the body {seq, labels}.
@@ -63,7 +52,7 @@ func DecodeFrame(data []byte) (*Frame, error) {
 		if err := f.Labels.UnmarshalCBOR(r); err != nil {
 			return nil, fmt.Errorf("#labels frame: %w", err)
 		}
-	case hdr.MsgType == TypeInfo:
+	case hdr.MsgType == firehose.TypeInfo:
 		f.Info = new(comatproto.LabelSubscribeLabels_Info)
 		if err := f.Info.UnmarshalCBOR(r); err != nil {
 			return nil, fmt.Errorf("#info frame: %w", err)
@@ -72,214 +61,48 @@ func DecodeFrame(data []byte) (*Frame, error) {
 	return f, nil
 }
 
-// handleSubscribeLabels serves GET /xrpc/com.atproto.label.subscribeLabels. Without a
-// cursor the subscriber gets labels from now on; with one, every label after it (the
-// log is never pruned, cursor 0 replays all) and then live labels, each exactly once.
-// One frame carries one label; its seq is the label's sequence number.
-func (l *Labeler) handleSubscribeLabels(w http.ResponseWriter, r *http.Request) {
-	cursor, err := firehose.ParseCursor(r.URL.Query().Get("cursor"))
+// labelFeed is the label log as the stream server's Source: com.atproto.label.
+// subscribeLabels. Without a cursor a subscriber gets labels from now on; with one, every
+// label after it (the log is never pruned, cursor 0 replays all) and then live labels,
+// each exactly once. One frame carries one label; its seq is the label's sequence number.
+// Subscribers page the log themselves: labels are few and small, so there is no shared
+// in-memory buffer as the firehose has.
+type labelFeed struct{ l *Labeler }
+
+// Prepare has nothing to start: every subscriber reads the log directly.
+func (labelFeed) Prepare(context.Context) error { return nil }
+
+func (f labelFeed) LastSeq(ctx context.Context) (int64, error) { return f.l.LastSeq(ctx) }
+
+// OldestSeq is 1: the log is never pruned, so no cursor is outdated.
+func (labelFeed) OldestSeq(context.Context) (int64, bool, error) { return 1, true, nil }
+
+// Read encodes up to limit labels after `after`. A short page means the subscriber has
+// caught up, so it also carries the wake channel, taken before the read so that a commit
+// after it is not missed.
+func (f labelFeed) Read(ctx context.Context, after int64, dst []stream.Event, limit int) (stream.Page, error) {
+	l := f.l
+	wake := l.Notify()
+	last := l.last.Load()
+	batch, err := l.labelsAfter(ctx, after, limit)
 	if err != nil {
-		xrpc.WriteError(w, r, l.log, xrpc.InvalidRequest("%v", err))
-		return
+		return stream.Page{}, fmt.Errorf("reading labels after %d: %w", after, err)
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		xrpc.WriteError(w, r, l.log, xrpc.InvalidRequest("subscribeLabels is a websocket subscription"))
-		return
-	}
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		l.mu.Unlock()
-		xrpc.WriteError(w, r, l.log, xrpc.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "labeler is shutting down"))
-		return
-	case l.nsubs >= l.cfg.MaxSubscribers:
-		l.mu.Unlock()
-		xrpc.WriteError(w, r, l.log, xrpc.Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "too many subscribers"))
-		return
-	}
-	l.nsubs++
-	l.subs.Add(1)
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.nsubs--
-		l.mu.Unlock()
-		l.subs.Done()
-	}()
-
-	last, err := l.LastSeq(r.Context())
-	if err != nil {
-		xrpc.WriteError(w, r, l.log, err)
-		return
-	}
-	conn, err := l.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		// The upgrader has answered already.
-		l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	log := l.log.With("remote", r.RemoteAddr)
-	if cursor != nil && *cursor > last {
-		l.sendError(conn, ErrFutureCursor, fmt.Sprintf("cursor %d is ahead of the last label (%d)", *cursor, last))
-		conn.Close()
-		log.Info("label subscriber refused", "reason", ErrFutureCursor, "cursor", *cursor)
-		return
-	}
-	pos := last
-	if cursor != nil {
-		pos = *cursor
-	}
-	began := time.Now()
-	sent, reason := l.serve(conn, pos)
-	log.Info("label subscriber disconnected", "from", pos, "sent", sent, "reason", reason,
-		"duration", time.Since(began).Round(time.Millisecond))
-}
-
-// sendError writes an error frame then a close frame. The caller closes conn.
-func (l *Labeler) sendError(conn *websocket.Conn, name, message string) {
-	frame, err := firehose.EncodeError(name, message)
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(l.cfg.WriteTimeout)
-	conn.SetWriteDeadline(deadline)
-	if conn.WriteMessage(websocket.BinaryMessage, frame) == nil {
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, name), deadline)
-	}
-}
-
-// serve streams labels after pos to conn until the peer goes, a write fails or times
-// out (a slow consumer), or the labeler shuts down. It returns how many labels it sent
-// and why it stopped. Only this goroutine writes data frames; control frames (pings,
-// pongs, close) use WriteControl, which gorilla allows concurrently.
-func (l *Labeler) serve(conn *websocket.Conn, pos int64) (int, string) {
-	ctx, cancel := context.WithCancel(l.base)
-	defer cancel()
-
-	// Read pump: subscribers send only control frames; reading processes pongs, pings
-	// and close frames (the default close handler answers the close) and notices a
-	// peer that went away.
-	readTimeout := 2*l.cfg.PingInterval + l.cfg.WriteTimeout
-	conn.SetReadLimit(4 << 10)
-	conn.SetReadDeadline(time.Now().Add(readTimeout))
-	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(readTimeout))
-	})
-	conn.SetPingHandler(func(data string) error {
-		conn.SetReadDeadline(time.Now().Add(readTimeout))
-		err := conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(l.cfg.WriteTimeout))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return nil
-			}
-			return err
-		}
-		return nil
-	})
-	pumpDone := make(chan struct{})
-	go func() {
-		defer close(pumpDone)
-		defer cancel()
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
-
-	sent, reason := l.pump(ctx, conn, pos)
-	if reason == "" {
-		if l.base.Err() != nil {
-			reason = "shutdown"
-			err := conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(l.cfg.WriteTimeout))
-			if err == nil {
-				// Give the peer a moment to answer the close, then cut.
-				t := time.NewTimer(closeWait)
-				select {
-				case <-pumpDone:
-				case <-t.C:
-				}
-				t.Stop()
-			}
-		} else {
-			reason = "peer went away"
-		}
-	}
-	conn.Close()
-	<-pumpDone
-	return sent, reason
-}
-
-// pump sends labels until ctx is done (returning "") or the subscriber must go
-// (returning why).
-func (l *Labeler) pump(ctx context.Context, conn *websocket.Conn, pos int64) (int, string) {
-	ping := time.NewTicker(l.cfg.PingInterval)
-	defer ping.Stop()
-	sendPing := func() error {
-		return conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(l.cfg.WriteTimeout))
-	}
-	sent := 0
-	for {
-		if ctx.Err() != nil {
-			return sent, ""
-		}
-		// Take the wake channel before reading, so a commit after the read wakes us.
-		wake := l.wakeChan()
-		batch, err := l.labelsAfter(ctx, pos, l.cfg.PageSize)
+	for i := range batch {
+		lex := batch[i].ToLexicon()
+		frame, err := EncodeLabelsFrame(batch[i].Seq, []*comatproto.LabelDefs_Label{&lex})
 		if err != nil {
-			if ctx.Err() != nil {
-				return sent, ""
-			}
-			l.log.Warn("reading labels", "after", pos, "err", err)
-			l.sendError(conn, "InternalServerError", "reading labels")
-			return sent, "read error"
+			return stream.Page{}, fmt.Errorf("encoding label %d: %w", batch[i].Seq, err)
 		}
-		for i := range batch {
-			lex := batch[i].ToLexicon()
-			frame, err := EncodeLabelsFrame(batch[i].Seq, []*comatproto.LabelDefs_Label{&lex})
-			if err != nil {
-				return sent, "encode error: " + err.Error()
-			}
-			conn.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout))
-			if err := conn.WriteMessage(websocket.BinaryMessage, frame); err != nil {
-				return sent, l.writeFailed(ctx, err)
-			}
-			sent++
-			pos = batch[i].Seq
-			select {
-			case <-ping.C:
-				if err := sendPing(); err != nil {
-					return sent, l.writeFailed(ctx, err)
-				}
-			default:
-			}
-		}
-		if len(batch) == l.cfg.PageSize {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return sent, ""
-		case <-wake:
-		case <-ping.C:
-			if err := sendPing(); err != nil {
-				return sent, l.writeFailed(ctx, err)
-			}
-		}
+		dst = append(dst, stream.Event{Seq: batch[i].Seq, Frame: frame})
 	}
-}
-
-// writeFailed classifies a failed write: a timeout means a slow consumer (no error frame
-// can follow on a connection that takes no writes).
-func (l *Labeler) writeFailed(ctx context.Context, err error) string {
-	if ctx.Err() != nil {
-		return ""
+	p := stream.Page{Events: dst, Pos: after, Last: last}
+	if len(batch) > 0 {
+		p.Pos = batch[len(batch)-1].Seq
+		p.Last = max(last, p.Pos)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return ErrConsumerTooSlow + " (write timeout)"
+	if len(batch) < limit {
+		p.Wake = wake
 	}
-	return "write failed: " + err.Error()
+	return p, nil
 }
