@@ -34,6 +34,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/feedgen/blobfetch"
 	"github.com/hearth-social/hearth/feedgen/classify"
 	"github.com/hearth-social/hearth/feedgen/index"
 	"github.com/hearth-social/hearth/feedgen/ingest"
@@ -83,7 +84,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		idx.Close()
 		return nil, err
 	}
-	fetch := ingest.NewBlobFetcher(dir, ingest.BlobConfig{AllowPrivate: cfg.AllowPrivate, Local: cfg.LocalPDS, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
+	fetch := blobfetch.New(dir, blobfetch.Config{AllowPrivate: cfg.AllowPrivate, Local: cfg.LocalPDS, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
 	wlog := log.With("component", "feedgen-classify")
 	return &Service{
 		cfg:    cfg,

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hearth-social/hearth/feedgen/blobfetch"
 	"github.com/hearth-social/hearth/feedgen/classify"
 	"github.com/hearth-social/hearth/feedgen/index"
-	"github.com/hearth-social/hearth/feedgen/ingest"
 	"github.com/hearth-social/hearth/feedgen/labeler"
 )
 
@@ -25,7 +25,7 @@ import (
 // Workers goroutines classify them: they build a classify.PostInput from the index
 // (text, languages, tags, self-labels, the author's profile labels, images with alt
 // text), get each image's evidence from the per-CID cache or fetch the original blob
-// with com.atproto.sync.getBlob from the author's PDS (ingest.BlobFetcher: DID document,
+// with com.atproto.sync.getBlob from the author's PDS (blobfetch.Fetcher: DID document,
 // dial guard, size cap, CID check, timeouts), and store the verdict if the post was not
 // edited meanwhile. A transient failure (network, 5xx) is retried with backoff; after
 // MaxAttempts the post is classified without that blob, whose failure is recorded as
@@ -147,7 +147,7 @@ type retryState struct {
 type worker struct {
 	cfg   ClassifyConfig
 	idx   *index.Index
-	fetch *ingest.BlobFetcher
+	fetch *blobfetch.Fetcher
 	lab   *labeler.Labeler
 	log   *slog.Logger
 	now   func() time.Time
@@ -163,7 +163,7 @@ type worker struct {
 	classified, fetched, failed atomic.Int64
 }
 
-func newWorker(cfg ClassifyConfig, idx *index.Index, fetch *ingest.BlobFetcher, lab *labeler.Labeler, log *slog.Logger) *worker {
+func newWorker(cfg ClassifyConfig, idx *index.Index, fetch *blobfetch.Fetcher, lab *labeler.Labeler, log *slog.Logger) *worker {
 	cfg.defaults()
 	return &worker{
 		cfg: cfg, idx: idx, fetch: fetch, lab: lab, log: log, now: time.Now,
@@ -316,7 +316,7 @@ func (w *worker) process(ctx context.Context, seq int64) error {
 			media = append(media, ev...)
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case ingest.IsPermanentBlobError(err) || last:
+		case blobfetch.IsPermanent(err) || last:
 			w.failed.Add(1)
 			w.log.Info("classifying without a blob", "post", post.URI, "blob", img.CID, "err", err)
 			media = append(media, unavailable(img.CID, err.Error()))

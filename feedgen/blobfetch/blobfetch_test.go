@@ -1,8 +1,9 @@
-package ingest
+package blobfetch
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base32"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -70,29 +71,29 @@ func TestBlobFetch(t *testing.T) {
 	did := testDID("alice")
 
 	// With private addresses allowed (hearth serve on loopback, tests), it works.
-	f := NewBlobFetcher(blobDir(did, srv.URL), BlobConfig{AllowPrivate: true, MaxBytes: 1024, Timeout: 5 * time.Second})
+	f := New(blobDir(did, srv.URL), Config{AllowPrivate: true, MaxBytes: 1024, Timeout: 5 * time.Second})
 	got, err := f.Fetch(ctx, did.String(), goodCID)
 	require.NoError(t, err)
 	require.Equal(t, good, got)
 
 	// Bytes that do not hash to the CID are refused.
 	_, err = f.Fetch(ctx, did.String(), evilCID)
-	require.ErrorIs(t, err, ErrBlobCIDMismatch)
-	require.True(t, IsPermanentBlobError(err))
+	require.ErrorIs(t, err, ErrCIDMismatch)
+	require.True(t, IsPermanent(err))
 
 	// Over the cap.
 	_, err = f.Fetch(ctx, did.String(), bigCID)
-	require.ErrorIs(t, err, ErrBlobTooLarge)
+	require.ErrorIs(t, err, ErrTooLarge)
 
 	// Missing.
 	_, err = f.Fetch(ctx, did.String(), blobCID(t, []byte("never uploaded")))
-	require.ErrorIs(t, err, ErrBlobNotFound)
+	require.ErrorIs(t, err, ErrNotFound)
 
 	// Not a blob CID (dag-cbor), or not a CID.
 	_, err = f.Fetch(ctx, did.String(), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm")
-	require.ErrorIs(t, err, ErrBlobRefused)
+	require.ErrorIs(t, err, ErrRefused)
 	_, err = f.Fetch(ctx, did.String(), "not-a-cid")
-	require.ErrorIs(t, err, ErrBlobRefused)
+	require.ErrorIs(t, err, ErrRefused)
 
 	// Unknown DID.
 	_, err = f.Fetch(ctx, testDID("nobody").String(), goodCID)
@@ -114,17 +115,17 @@ func TestBlobSSRFGuard(t *testing.T) {
 	did := testDID("mallory")
 	port := tlsSrv.URL[strings.LastIndexByte(tlsSrv.URL, ':'):]
 	for _, ep := range []string{tlsSrv.URL, "https://localhost" + port, plain.URL, "https://[::1]" + port, "https://169.254.169.254", "https://10.0.0.1"} {
-		f := NewBlobFetcher(blobDir(did, ep), BlobConfig{Timeout: 2 * time.Second})
+		f := New(blobDir(did, ep), Config{Timeout: 2 * time.Second})
 		_, err := f.Fetch(ctx, did.String(), c)
-		require.ErrorIs(t, err, ErrBlobRefused, ep)
-		require.True(t, IsPermanentBlobError(err))
+		require.ErrorIs(t, err, ErrRefused, ep)
+		require.True(t, IsPermanent(err))
 	}
 	require.Zero(t, pds.hits.Load(), "nothing reached the loopback server")
 
 	for _, ep := range []string{"ftp://example.com", "https://user:pw@example.com", "https://"} {
-		f := NewBlobFetcher(blobDir(did, ep), BlobConfig{AllowPrivate: true, Timeout: time.Second})
+		f := New(blobDir(did, ep), Config{AllowPrivate: true, Timeout: time.Second})
 		_, err := f.Fetch(ctx, did.String(), c)
-		require.ErrorIs(t, err, ErrBlobRefused, ep)
+		require.ErrorIs(t, err, ErrRefused, ep)
 	}
 
 	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.1.1", "172.16.0.1", "169.254.169.254", "::1", "fe80::1", "fc00::1", "100.64.0.1", "0.0.0.0", "::ffff:127.0.0.1"} {
@@ -135,11 +136,11 @@ func TestBlobSSRFGuard(t *testing.T) {
 
 func TestVerifyBlob(t *testing.T) {
 	data := []byte("hello")
-	c, err := CheckBlobCID(blobCID(t, data))
+	c, err := CheckCID(blobCID(t, data))
 	require.NoError(t, err)
-	require.NoError(t, VerifyBlob(c, data))
-	require.ErrorIs(t, VerifyBlob(c, []byte("hellO")), ErrBlobCIDMismatch)
-	require.ErrorIs(t, VerifyBlob(c, nil), ErrBlobCIDMismatch)
+	require.NoError(t, Verify(c, data))
+	require.ErrorIs(t, Verify(c, []byte("hellO")), ErrCIDMismatch)
+	require.ErrorIs(t, Verify(c, nil), ErrCIDMismatch)
 }
 
 // Inside `hearth serve` the co-hosted PDS is reached on its own listener, with no general
@@ -157,10 +158,16 @@ func TestBlobFetchLocalPDS(t *testing.T) {
 			"atproto_pds": {Type: "AtprotoPersonalDataServer", URL: ep},
 		}})
 	}
-	f := NewBlobFetcher(dir, BlobConfig{Local: map[string]string{"http://localhost:2583": srv.URL}, Timeout: 5 * time.Second})
+	f := New(dir, Config{Local: map[string]string{"http://localhost:2583": srv.URL}, Timeout: 5 * time.Second})
 	got, err := f.Fetch(ctx, alice.String(), goodCID)
 	require.NoError(t, err)
 	require.Equal(t, good, got)
 	_, err = f.Fetch(ctx, bob.String(), goodCID)
-	require.ErrorIs(t, err, ErrBlobRefused)
+	require.ErrorIs(t, err, ErrRefused)
+}
+
+// testDID derives a did:plc-shaped DID from a name.
+func testDID(name string) syntax.DID {
+	sum := sha256.Sum256([]byte(name))
+	return syntax.DID("did:plc:" + strings.ToLower(base32.StdEncoding.EncodeToString(sum[:]))[:24])
 }
