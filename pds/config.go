@@ -47,6 +47,9 @@ type Config struct {
 	MaxRecordBytes int
 	// MaxBodyBytes caps JSON request bodies.
 	MaxBodyBytes int64
+	// MaxImportBytes caps the CAR of one com.atproto.repo.importRepo (held in memory
+	// while it is checked).
+	MaxImportBytes int64
 	// MaxBlobBytes caps one uploaded blob (advertised by describeServer); uploads are
 	// streamed to disk, so the cap costs no memory.
 	MaxBlobBytes int64
@@ -120,6 +123,7 @@ func DefaultConfig() Config {
 		MaxRecordBytes: 1_000_000,
 		MaxBodyBytes:   2 << 20,
 		MaxBlobBytes:   DefaultMaxBlobBytes,
+		MaxImportBytes: 1 << 30,
 		BlobGrace:      6 * time.Hour,
 		EventRetention: 72 * time.Hour,
 		Version:        "dev",
@@ -184,7 +188,7 @@ func (c *Config) Validate() error {
 		ok   bool
 	}{
 		{"max record size", c.MaxRecordBytes > 0}, {"max request body size", c.MaxBodyBytes > 0},
-		{"max blob size", c.MaxBlobBytes > 0}, {"blob grace period", c.BlobGrace > 0},
+		{"max blob size", c.MaxBlobBytes > 0}, {"max import size", c.MaxImportBytes > 0}, {"blob grace period", c.BlobGrace > 0},
 		{"event retention", c.EventRetention > 0},
 	} {
 		if !l.ok {

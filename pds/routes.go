@@ -93,6 +93,7 @@ func (s *Server) buildRoutes() map[string]route {
 		// Deactivated accounts may upload: an arriving account copies its blobs before it
 		// activates (as the reference PDS allows).
 		"com.atproto.repo.uploadBlob":       withServiceAuth(post(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
+		"com.atproto.repo.importRepo":       post(authUser, s.handleImportRepo),
 		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),

@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -263,24 +262,11 @@ func Apply(ctx context.Context, in Input) (*Result, error) {
 	if in.Now.IsZero() {
 		res.Rev = NextRev(in.Head.Rev, time.Now())
 	}
-	commit := &indigorepo.Commit{
-		DID:     in.DID.String(),
-		Version: indigorepo.ATPROTO_REPO_VERSION,
-		Data:    *root,
-		Rev:     res.Rev,
-	}
-	if err := commit.Sign(in.Key); err != nil {
-		return nil, fmt.Errorf("signing commit: %w", err)
-	}
-	buf := new(bytes.Buffer)
-	if err := commit.MarshalCBOR(buf); err != nil {
-		return nil, fmt.Errorf("encoding commit: %w", err)
-	}
-	cc, err := RecordCID(buf.Bytes())
+	commit, cc, block, err := SignCommit(in.DID.String(), *root, res.Rev, in.Key)
 	if err != nil {
 		return nil, err
 	}
-	diff.Add(cc, buf.Bytes())
+	diff.Add(cc, block)
 	for _, c := range replaced {
 		if ok, _ := diff.Has(ctx, c); !ok {
 			res.Obsolete = append(res.Obsolete, c)

@@ -35,6 +35,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "where the databases, blobs and keys live", EnvVars: []string{"HEARTH_DATA_DIR"}},
 			&cli.StringFlag{Name: "smtp-url", Usage: "SMTP server for the mailed tokens: smtps://USER:PASS@HOST:465 (TLS) or smtp://USER:PASS@HOST:587 (STARTTLS); unset writes mail to DATA-DIR/mail-outbox.jsonl (see `hearth admin mail`)", EnvVars: []string{"HEARTH_SMTP_URL"}},
 			&cli.StringFlag{Name: "mail-from", Usage: "sender address of the PDS's mail (required with --smtp-url)", EnvVars: []string{"HEARTH_MAIL_FROM"}},
+			&cli.Int64Flag{Name: "max-import-size", Value: 1 << 30, Usage: "largest repository CAR an arriving account may import, in bytes", EnvVars: []string{"HEARTH_MAX_IMPORT_SIZE"}},
 			&cli.Int64Flag{Name: "max-blob-size", Value: pds.DefaultMaxBlobBytes, Usage: "largest blob (image, video) one upload may be, in bytes", EnvVars: []string{"HEARTH_MAX_BLOB_SIZE"}},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
 			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
@@ -108,6 +109,9 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 			return nil, fmt.Errorf("--smtp-url (HEARTH_SMTP_URL): %w", err)
 		}
 		c.Mailer = m
+	}
+	if c.MaxImportBytes = cctx.Int64("max-import-size"); c.MaxImportBytes <= 0 {
+		return nil, errors.New("--max-import-size (HEARTH_MAX_IMPORT_SIZE) must be a positive number of bytes")
 	}
 	if c.MaxBlobBytes = cctx.Int64("max-blob-size"); c.MaxBlobBytes <= 0 {
 		return nil, errors.New("--max-blob-size (HEARTH_MAX_BLOB_SIZE) must be a positive number of bytes")
