@@ -205,4 +205,3 @@ func indigoCommitCID(car []byte) (string, error) {
 	}
 	return c.String(), nil
 }
-
