@@ -14,7 +14,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -87,7 +87,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	op, did, err := identity.NewGenesis(handle.String(), s.cfg.PublicURL, pub, []atcrypto.PublicKey{rotPub}, s.rotation)
+	op, did, err := plc.NewGenesis(handle.String(), s.cfg.PublicURL, pub, []atcrypto.PublicKey{rotPub}, s.rotation)
 	if err != nil {
 		return fmt.Errorf("building PLC genesis: %w", err)
 	}
@@ -117,7 +117,7 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	s.log.Info("account created", "did", did, "handle", handle)
-	doc, _ := identity.DocFromOp(did, op)
+	doc, _ := plc.DocFromOp(did, op)
 	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
 		"handle":     handle.String(),
 		"did":        did.String(),

@@ -11,8 +11,8 @@ import (
 	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/mail"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -137,7 +137,7 @@ func TestAccountArrives(t *testing.T) {
 	require.Equal(t, 200, exported.Status)
 	commit, rp, err := indigorepo.LoadRepoFromCAR(context.Background(), bytes.NewReader(exported.Body))
 	require.NoError(t, err)
-	doc, err := (&identity.Client{BaseURL: old.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
+	doc, err := (&plc.Client{BaseURL: old.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	pub, err := identityOf(doc).PublicKey()
 	require.NoError(t, err)

@@ -9,7 +9,7 @@ import (
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 )
 
 const adminPassword = testnet.AdminPassword
@@ -22,7 +22,7 @@ type env struct {
 	srv    *pds.Server
 	http   *httptest.Server
 	plc    *httptest.Server
-	dir    *identity.Directory
+	dir    *plc.Server
 	cfg    pds.Config
 	client *http.Client
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -109,7 +109,7 @@ func (s *Server) submitHandle(ctx context.Context, did syntax.DID, handle string
 	if err != nil {
 		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "reading the PLC log failed: %v", err)
 	}
-	op, err := identity.NewUpdate(last, "", identity.WithHandle(handle), s.rotation)
+	op, err := plc.NewUpdate(last, "", plc.WithHandle(handle), s.rotation)
 	if err != nil {
 		return err
 	}

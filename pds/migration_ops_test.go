@@ -9,8 +9,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/mail"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,7 +35,7 @@ func (e *env) mailedToken(did, purpose string) string {
 func TestSignPlcOperation(t *testing.T) {
 	e := newEnv(t)
 	alice := e.createAccount("alice")
-	plc := &identity.Client{BaseURL: e.plc.URL}
+	pc := &plc.Client{BaseURL: e.plc.URL}
 	did := syntax.DID(alice.DID)
 
 	requireXRPCError(t, e.post("com.atproto.identity.signPlcOperation", map[string]any{}, alice.Access), 400, "InvalidRequest")
@@ -57,15 +57,15 @@ func TestSignPlcOperation(t *testing.T) {
 	}
 	r := e.post("com.atproto.identity.signPlcOperation", body, alice.Access)
 	requireOK(t, r)
-	var op identity.Op
+	var op plc.Op
 	jsonInto(t, r.JSON["operation"], &op)
 	require.Equal(t, []string{newPub.DIDKey()}, op.RotationKeys)
 	require.Equal(t, []string{"at://alice.test"}, op.AlsoKnownAs, "fields not given are kept")
 	// Single use.
 	requireXRPCError(t, e.post("com.atproto.identity.signPlcOperation", body, alice.Access), 400, "InvalidToken")
 	// The directory accepts it: the DID now points at the new PDS, under the new keys.
-	require.NoError(t, plc.Submit(context.Background(), did, &op))
-	doc, err := plc.Resolve(context.Background(), did)
+	require.NoError(t, pc.Submit(context.Background(), did, &op))
+	doc, err := pc.Resolve(context.Background(), did)
 	require.NoError(t, err)
 	ident := identityOf(doc)
 	require.Equal(t, "https://new-pds.example", ident.PDSEndpoint())
@@ -78,8 +78,8 @@ func TestRecommendedCredentialsAndSubmit(t *testing.T) {
 	alice := e.createAccount("alice")
 	r := e.get("com.atproto.identity.getRecommendedDidCredentials", nil, alice.Access)
 	requireOK(t, r)
-	plc := &identity.Client{BaseURL: e.plc.URL}
-	cur, err := plc.Data(context.Background(), syntax.DID(alice.DID))
+	pc := &plc.Client{BaseURL: e.plc.URL}
+	cur, err := pc.Data(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, jsonRoundTrip(t, cur.RotationKeys), r.JSON["rotationKeys"])
 	require.Equal(t, jsonRoundTrip(t, cur.VerificationMethods), r.JSON["verificationMethods"])
@@ -97,13 +97,13 @@ func TestRecommendedCredentialsAndSubmit(t *testing.T) {
 	// An operation that drops this PDS's endpoint is refused and not submitted.
 	away := sign(map[string]any{"services": map[string]any{"atproto_pds": map[string]string{"type": "AtprotoPersonalDataServer", "endpoint": "https://elsewhere.example"}}})
 	requireXRPCError(t, e.post("com.atproto.identity.submitPlcOperation", map[string]any{"operation": away}, alice.Access), 400, "InvalidRequest")
-	doc, err := plc.Resolve(context.Background(), syntax.DID(alice.DID))
+	doc, err := pc.Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, e.cfg.PublicURL, identityOf(doc).PDSEndpoint())
 	// One that keeps everything (a second handle alias) goes through.
 	keep := sign(map[string]any{"alsoKnownAs": []string{"at://alice.test", "at://alice.example.com"}})
 	requireOK(t, e.post("com.atproto.identity.submitPlcOperation", map[string]any{"operation": keep}, alice.Access))
-	doc, err = plc.Resolve(context.Background(), syntax.DID(alice.DID))
+	doc, err = pc.Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, []string{"at://alice.test", "at://alice.example.com"}, doc.AlsoKnownAs)
 	requireXRPCError(t, e.post("com.atproto.identity.submitPlcOperation", map[string]any{"operation": map[string]any{"type": "nonsense"}}, alice.Access), 400, "InvalidRequest")

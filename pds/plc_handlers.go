@@ -9,8 +9,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/mail"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -45,11 +45,11 @@ func (s *Server) handleSignPlcOperation(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	var in struct {
-		Token               string                      `json:"token"`
-		RotationKeys        []string                    `json:"rotationKeys"`
-		AlsoKnownAs         []string                    `json:"alsoKnownAs"`
-		VerificationMethods map[string]string           `json:"verificationMethods"`
-		Services            map[string]identity.Service `json:"services"`
+		Token               string                 `json:"token"`
+		RotationKeys        []string               `json:"rotationKeys"`
+		AlsoKnownAs         []string               `json:"alsoKnownAs"`
+		VerificationMethods map[string]string      `json:"verificationMethods"`
+		Services            map[string]plc.Service `json:"services"`
 	}
 	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
 		return err
@@ -62,7 +62,7 @@ func (s *Server) handleSignPlcOperation(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "reading the PLC log failed: %v", err)
 	}
-	op, err := identity.NewUpdate(last, "", func(op *identity.Op) {
+	op, err := plc.NewUpdate(last, "", func(op *plc.Op) {
 		if in.RotationKeys != nil {
 			op.RotationKeys = in.RotationKeys
 		}
@@ -92,7 +92,7 @@ func (s *Server) handleSignPlcOperation(w http.ResponseWriter, r *http.Request) 
 // recommendedCredentials is what the caller's DID document must hold for this PDS to
 // host it: Hearth's rotation key first, the account's Hearth signing key, its handle
 // and this PDS's endpoint.
-func (s *Server) recommendedCredentials(ctx context.Context, did string) (*identity.Op, error) {
+func (s *Server) recommendedCredentials(ctx context.Context, did string) (*plc.Op, error) {
 	acct, err := s.store.AccountByDID(ctx, did)
 	if err != nil {
 		return nil, err
@@ -113,12 +113,12 @@ func (s *Server) recommendedCredentials(ctx context.Context, did string) (*ident
 	if h, err := syntax.ParseHandle(acct.Handle); err == nil {
 		aka = append(aka, "at://"+h.String())
 	}
-	return &identity.Op{
+	return &plc.Op{
 		RotationKeys:        []string{rot.DIDKey()},
 		AlsoKnownAs:         aka,
-		VerificationMethods: map[string]string{identity.VerificationMethodAtproto: pub.DIDKey()},
-		Services: map[string]identity.Service{
-			identity.ServiceAtprotoPDS: {Type: identity.ServiceTypePDS, Endpoint: s.cfg.PublicURL},
+		VerificationMethods: map[string]string{plc.VerificationMethodAtproto: pub.DIDKey()},
+		Services: map[string]plc.Service{
+			plc.ServiceAtprotoPDS: {Type: plc.ServiceTypePDS, Endpoint: s.cfg.PublicURL},
 		},
 	}, nil
 }
@@ -151,11 +151,11 @@ func (s *Server) handleSubmitPlcOperation(w http.ResponseWriter, r *http.Request
 	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
 		return err
 	}
-	var op identity.Op
+	var op plc.Op
 	if err := json.Unmarshal(in.Operation, &op); err != nil {
 		return xrpc.InvalidRequest("operation is not a PLC operation: %v", err)
 	}
-	if err := identity.ValidateOp(&op); err != nil {
+	if err := plc.ValidateOp(&op); err != nil {
 		return xrpc.InvalidRequest("invalid PLC operation: %v", err)
 	}
 	want, err := s.recommendedCredentials(ctx, c.DID)
@@ -167,13 +167,13 @@ func (s *Server) handleSubmitPlcOperation(w http.ResponseWriter, r *http.Request
 		return xrpc.InvalidRequest("refusing to submit a tombstone for an account hosted here")
 	case !slices.Contains(op.RotationKeys, want.RotationKeys[0]):
 		return xrpc.InvalidRequest("the operation must keep this PDS's rotation key %s", want.RotationKeys[0])
-	case op.VerificationMethods[identity.VerificationMethodAtproto] != want.VerificationMethods[identity.VerificationMethodAtproto]:
-		return xrpc.InvalidRequest("the operation must name the account's signing key on this PDS, %s", want.VerificationMethods[identity.VerificationMethodAtproto])
-	case op.Services[identity.ServiceAtprotoPDS] != want.Services[identity.ServiceAtprotoPDS]:
+	case op.VerificationMethods[plc.VerificationMethodAtproto] != want.VerificationMethods[plc.VerificationMethodAtproto]:
+		return xrpc.InvalidRequest("the operation must name the account's signing key on this PDS, %s", want.VerificationMethods[plc.VerificationMethodAtproto])
+	case op.Services[plc.ServiceAtprotoPDS] != want.Services[plc.ServiceAtprotoPDS]:
 		return xrpc.InvalidRequest("the operation must name this PDS, %s, as the atproto_pds service", s.cfg.PublicURL)
 	}
 	if err := s.plc.Submit(ctx, syntax.DID(c.DID), &op); err != nil {
-		var se *identity.StatusError
+		var se *plc.StatusError
 		if errors.As(err, &se) && se.StatusCode < 500 {
 			return xrpc.InvalidRequest("the PLC directory refused the operation: %v", err)
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/hearth-social/hearth/internal/netguard"
 	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/xrpc"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 )
 
 // Proxying: an XRPC method this PDS does not serve is forwarded to the service named by
@@ -55,8 +55,8 @@ type proxy struct {
 	guarded *http.Client
 }
 
-// newProxy resolves did:plc through the same directory (and HTTP client) as plc.
-func newProxy(cfg Config, plc *identity.Client) *proxy {
+// newProxy resolves did:plc through the same directory (and HTTP client) as dir.
+func newProxy(cfg Config, dir *plc.Client) *proxy {
 	opts := netguard.Options{DialTimeout: proxyDialTimeout, ResponseHeaderTimeout: proxyHeaderTimeout, MaxIdleConnsPerHost: 16}
 	trusted := opts
 	trusted.AllowPrivate = true
@@ -64,7 +64,7 @@ func newProxy(cfg Config, plc *identity.Client) *proxy {
 	guarded.AllowPrivate = cfg.ProxyAllowPrivate
 	return &proxy{
 		dir: resolve.New(resolve.Config{
-			PLCURL: plc.BaseURL, PLCHTTP: plc.HTTP, AllowPrivate: cfg.ProxyAllowPrivate, Timeout: didDocTimeout,
+			PLCURL: dir.BaseURL, PLCHTTP: dir.HTTP, AllowPrivate: cfg.ProxyAllowPrivate, Timeout: didDocTimeout,
 			CacheSize: didDocCacheMax, CacheTTL: didDocCacheTTL, UserAgent: "hearth-pds",
 		}),
 		trusted: netguard.NewClient(trusted),

@@ -10,7 +10,7 @@ import (
 
 	indigorepo "github.com/bluesky-social/indigo/atproto/repo"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
 )
@@ -275,7 +275,7 @@ func TestRepoExportVerifies(t *testing.T) {
 	commit, rp, err := indigorepo.LoadRepoFromCAR(ctx, bytes.NewReader(r.Body))
 	require.NoError(t, err)
 
-	doc, err := (&identity.Client{BaseURL: e.plc.URL}).Resolve(ctx, syntax.DID(alice.DID))
+	doc, err := (&plc.Client{BaseURL: e.plc.URL}).Resolve(ctx, syntax.DID(alice.DID))
 	require.NoError(t, err)
 	pub, err := identityOf(doc).PublicKey()
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ import (
 	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/auth"
 	"github.com/hearth-social/hearth/pds/blobs"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
 )
@@ -29,7 +29,7 @@ type Server struct {
 	log      *slog.Logger
 	store    *store.Store
 	writer   *writer
-	plc      *identity.Client
+	plc      *plc.Client
 	sessions *auth.Sessions
 	hasher   *auth.Hasher
 	lex      *lexicons.Catalog
@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		log:      log,
 		store:    st,
 		writer:   newWriter(st, log.With("component", "writer"), 512, 150_000),
-		plc:      &identity.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
+		plc:      &plc.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
 		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
 		lex:      lexicons.NewCatalog(),
 		tids:     syntax.NewTIDClock(0),

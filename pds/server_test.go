@@ -12,7 +12,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,7 +32,7 @@ func TestCreateAccountAndIdentity(t *testing.T) {
 	require.Regexp(t, `^did:plc:[a-z2-7]{24}$`, alice.DID)
 
 	// The DID document at the PLC directory names the handle, the signing key and this PDS.
-	doc, err := (&identity.Client{BaseURL: e.plc.URL}).Resolve(ctx, syntax.DID(alice.DID))
+	doc, err := (&plc.Client{BaseURL: e.plc.URL}).Resolve(ctx, syntax.DID(alice.DID))
 	require.NoError(t, err)
 	ident := identityOf(doc)
 	h, err := ident.DeclaredHandle()
@@ -196,7 +196,7 @@ func TestUpdateHandle(t *testing.T) {
 	r := e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"alice2.test"}}, "")
 	requireOK(t, r)
 	require.Equal(t, alice.DID, r.Str("did"))
-	doc, err := (&identity.Client{BaseURL: e.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
+	doc, err := (&plc.Client{BaseURL: e.plc.URL}).Resolve(context.Background(), syntax.DID(alice.DID))
 	require.NoError(t, err)
 	require.Equal(t, []string{"at://alice2.test"}, doc.AlsoKnownAs)
 }
@@ -207,7 +207,7 @@ func TestUpdateHandleRace(t *testing.T) {
 	e := newEnv(t)
 	alice := e.createAccount("alice")
 	bob := e.createAccount("bobby")
-	plc := &identity.Client{BaseURL: e.plc.URL}
+	pc := &plc.Client{BaseURL: e.plc.URL}
 	for round := 0; round < 5; round++ {
 		handle := fmt.Sprintf("prize%d.test", round)
 		var wg sync.WaitGroup
@@ -225,7 +225,7 @@ func TestUpdateHandleRace(t *testing.T) {
 		wg.Wait()
 		winners := 0
 		for i, a := range []*account{alice, bob} {
-			doc, err := plc.Resolve(context.Background(), syntax.DID(a.DID))
+			doc, err := pc.Resolve(context.Background(), syntax.DID(a.DID))
 			require.NoError(t, err)
 			claims := slices.Contains(doc.AlsoKnownAs, "at://"+handle)
 			if results[i].Status == 200 {

@@ -22,8 +22,8 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/crawler"
-	"github.com/hearth-social/hearth/pds/identity"
 	"github.com/hearth-social/hearth/pds/mail"
+	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/urfave/cli/v2"
 )
 
@@ -200,7 +200,7 @@ func runServe(cctx *cli.Context) error {
 	rt := newRuntime(log)
 	defer rt.closeAll() // when start-up fails before Run; Run closes them itself
 	if sc.embedPLC {
-		dir, err := identity.OpenDirectory(ctx, filepath.Join(sc.pds.DataDir, "plc.sqlite"), log.With("component", "plc"))
+		dir, err := plc.OpenServer(ctx, filepath.Join(sc.pds.DataDir, "plc.sqlite"), log.With("component", "plc"))
 		if err != nil {
 			return fmt.Errorf("opening the embedded PLC directory: %w", err)
 		}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/identity"
+	"github.com/hearth-social/hearth/pds/plc"
 )
 
 // AdminPassword is the PDS admin password of every harness network.
@@ -27,7 +27,7 @@ const AdminPassword = "test-admin-password"
 // Net is a running PLC directory and PDS.
 type Net struct {
 	// PLC is the embedded directory and PLCServer the HTTP server in front of it.
-	PLC       *identity.Directory
+	PLC       *plc.Server
 	PLCServer *httptest.Server
 	// PDS is the server, PDSServer its listener, Config what it was started with.
 	PDS       *pds.Server
@@ -48,7 +48,7 @@ func Start(t testing.TB, mutate ...func(*pds.Config)) *Net {
 	ctx := context.Background()
 	tmp := t.TempDir()
 	log := Quiet()
-	dir, err := identity.OpenDirectory(ctx, filepath.Join(tmp, "plc.sqlite"), log)
+	dir, err := plc.OpenServer(ctx, filepath.Join(tmp, "plc.sqlite"), log)
 	if err != nil {
 		t.Fatalf("opening the PLC directory: %v", err)
 	}

@@ -1,4 +1,4 @@
-package identity
+package plc
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ const DefaultTimeout = 10 * time.Second
 // maxResponseBytes bounds a directory response body.
 const maxResponseBytes = 4 << 20
 
-// Client talks to a PLC directory (plc.directory or an embedded Directory).
+// Client talks to a PLC directory (plc.directory or an embedded Server).
 type Client struct {
 	// BaseURL is the directory's URL, e.g. "https://plc.directory" (no trailing slash needed).
 	BaseURL string

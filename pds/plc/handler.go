@@ -1,4 +1,4 @@
-package identity
+package plc
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 //	GET  /{did}/log/audit audit log entries
 //	GET  /{did}/log/last  latest operation
 //	GET  /_health         {"version": ...}
-func (d *Directory) Handler() http.Handler {
+func (d *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"version": "hearth"})
@@ -45,7 +45,7 @@ func (d *Directory) Handler() http.Handler {
 }
 
 // lookup serves a read of one DID's state as JSON, with the directory's error answers.
-func (d *Directory) lookup(read func(context.Context, syntax.DID) (any, error)) http.HandlerFunc {
+func (d *Server) lookup(read func(context.Context, syntax.DID) (any, error)) http.HandlerFunc {
 	return d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
 		v, err := read(r.Context(), did)
 		if err != nil {
@@ -56,7 +56,7 @@ func (d *Directory) lookup(read func(context.Context, syntax.DID) (any, error)) 
 	})
 }
 
-func (d *Directory) withDID(h func(http.ResponseWriter, *http.Request, syntax.DID)) http.HandlerFunc {
+func (d *Server) withDID(h func(http.ResponseWriter, *http.Request, syntax.DID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		did, err := ParsePLCDID(r.PathValue("did"))
 		if err != nil {
@@ -67,7 +67,7 @@ func (d *Directory) withDID(h func(http.ResponseWriter, *http.Request, syntax.DI
 	}
 }
 
-func (d *Directory) handleSubmit(w http.ResponseWriter, r *http.Request) {
+func (d *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -91,7 +91,7 @@ func (d *Directory) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (d *Directory) writeLookupError(w http.ResponseWriter, r *http.Request, did syntax.DID, err error) {
+func (d *Server) writeLookupError(w http.ResponseWriter, r *http.Request, did syntax.DID, err error) {
 	switch {
 	case errors.Is(err, ErrDIDNotRegistered):
 		writeMessage(w, http.StatusNotFound, "DID not registered: "+did.String())

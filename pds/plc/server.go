@@ -1,4 +1,4 @@
-package identity
+package plc
 
 import (
 	"context"
@@ -25,18 +25,18 @@ var ErrDIDNotRegistered = errors.New("DID not registered")
 // ErrDIDTombstoned is returned when the DID's latest operation is a tombstone.
 var ErrDIDTombstoned = errors.New("DID not available (tombstoned)")
 
-// Directory is an embedded did:plc directory: it verifies submitted operations
+// Server is an embedded did:plc directory: it verifies submitted operations
 // like plc.directory does and stores accepted ones in SQLite. Writes are
 // serialised by the database's single writer connection; each submission's
 // checks against the current log and its insert run in one transaction.
-type Directory struct {
+type Server struct {
 	db  *sqlitedb.DB
 	log *slog.Logger
 	now func() time.Time
 }
 
-// OpenDirectory opens (creating if needed) the directory database at path.
-func OpenDirectory(ctx context.Context, path string, log *slog.Logger) (*Directory, error) {
+// OpenServer opens (creating if needed) the directory database at path.
+func OpenServer(ctx context.Context, path string, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -49,11 +49,11 @@ func OpenDirectory(ctx context.Context, path string, log *slog.Logger) (*Directo
 	if err != nil {
 		return nil, fmt.Errorf("plc directory: %w", err)
 	}
-	return &Directory{db: db, log: log, now: time.Now}, nil
+	return &Server{db: db, log: log, now: time.Now}, nil
 }
 
 // Close closes the database.
-func (d *Directory) Close() error { return d.db.Close() }
+func (d *Server) Close() error { return d.db.Close() }
 
 // storedOp is one row of plc_ops.
 type storedOp struct {
@@ -79,7 +79,7 @@ func ParsePLCDID(s string) (syntax.DID, error) {
 
 // Submit verifies op as the next operation of did and appends it. Rejections are
 // *RejectedError.
-func (d *Directory) Submit(ctx context.Context, did syntax.DID, op *Op) error {
+func (d *Server) Submit(ctx context.Context, did syntax.DID, op *Op) error {
 	body, err := json.Marshal(op)
 	if err != nil {
 		return fmt.Errorf("submit %s: %w", did, err)
@@ -90,7 +90,7 @@ func (d *Directory) Submit(ctx context.Context, did syntax.DID, op *Op) error {
 
 // SubmitJSON is Submit for a JSON-encoded op (as received over HTTP). It returns
 // the accepted op's CID.
-func (d *Directory) SubmitJSON(ctx context.Context, didStr string, body []byte) (string, error) {
+func (d *Server) SubmitJSON(ctx context.Context, didStr string, body []byte) (string, error) {
 	did, err := ParsePLCDID(didStr)
 	if err != nil {
 		return "", err
@@ -224,7 +224,7 @@ func queryOps(ctx context.Context, q querier, query string, did syntax.DID) ([]*
 }
 
 // LastOp returns the DID's latest operation (possibly a tombstone) and its CID.
-func (d *Directory) LastOp(ctx context.Context, did syntax.DID) (*Op, string, error) {
+func (d *Server) LastOp(ctx context.Context, did syntax.DID) (*Op, string, error) {
 	s, err := lastOp(ctx, d.db.Read, did)
 	if err != nil {
 		return nil, "", err
@@ -233,7 +233,7 @@ func (d *Directory) LastOp(ctx context.Context, did syntax.DID) (*Op, string, er
 }
 
 // Ops returns the DID's operations, oldest first.
-func (d *Directory) Ops(ctx context.Context, did syntax.DID) ([]*Op, error) {
+func (d *Server) Ops(ctx context.Context, did syntax.DID) ([]*Op, error) {
 	rows, err := d.AuditLog(ctx, did)
 	if err != nil {
 		return nil, err
@@ -246,7 +246,7 @@ func (d *Directory) Ops(ctx context.Context, did syntax.DID) ([]*Op, error) {
 }
 
 // AuditLog returns the DID's operations with CIDs and timestamps, oldest first.
-func (d *Directory) AuditLog(ctx context.Context, did syntax.DID) ([]AuditEntry, error) {
+func (d *Server) AuditLog(ctx context.Context, did syntax.DID) ([]AuditEntry, error) {
 	rows, err := queryOps(ctx, d.db.Read, `SELECT op, cid, nullified, created_at FROM plc_ops WHERE did = ? ORDER BY seq ASC`, did)
 	if err != nil {
 		return nil, err
@@ -259,7 +259,7 @@ func (d *Directory) AuditLog(ctx context.Context, did syntax.DID) ([]AuditEntry,
 }
 
 // current returns the DID's latest op, failing with ErrDIDTombstoned for a tombstone.
-func (d *Directory) current(ctx context.Context, did syntax.DID) (*Op, error) {
+func (d *Server) current(ctx context.Context, did syntax.DID) (*Op, error) {
 	op, _, err := d.LastOp(ctx, did)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (d *Directory) current(ctx context.Context, did syntax.DID) (*Op, error) {
 }
 
 // Document returns the DID's current DID document.
-func (d *Directory) Document(ctx context.Context, did syntax.DID) (*Document, error) {
+func (d *Server) Document(ctx context.Context, did syntax.DID) (*Document, error) {
 	op, err := d.current(ctx, did)
 	if err != nil {
 		return nil, err
@@ -280,7 +280,7 @@ func (d *Directory) Document(ctx context.Context, did syntax.DID) (*Document, er
 }
 
 // Data returns the DID's current state (the /data view).
-func (d *Directory) Data(ctx context.Context, did syntax.DID) (*Data, error) {
+func (d *Server) Data(ctx context.Context, did syntax.DID) (*Data, error) {
 	op, err := d.current(ctx, did)
 	if err != nil {
 		return nil, err

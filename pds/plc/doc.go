@@ -1,4 +1,4 @@
-// Package identity creates did:plc identities and runs an embedded PLC directory
+// Package plc creates did:plc identities and runs an embedded PLC directory
 // that verifies operations the way plc.directory does.
 //
 // # Operations
@@ -32,7 +32,7 @@
 //
 // # What the directory verifies
 //
-// Directory (OpenDirectory, Handler) stores ops in SQLite and, for POST /{did}:
+// Server (OpenServer, Handler) stores ops in SQLite and, for POST /{did}:
 //
 //   - the DID is a syntactically valid did:plc;
 //   - the JSON has exactly the fields of its type, each with the right JSON type
@@ -56,4 +56,4 @@
 //
 // Client speaks the same HTTP API to any PLC directory (registering and updating
 // accounts). Resolving identities, this directory's included, is internal/resolve's job.
-package identity
+package plc

@@ -1,4 +1,4 @@
-package identity
+package plc
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ import (
 )
 
 type testEnv struct {
-	dir    *Directory
+	dir    *Server
 	srv    *httptest.Server
 	client *Client
 	path   string
@@ -32,7 +32,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "plc.sqlite")
-	dir, err := OpenDirectory(context.Background(), path, slog.New(slog.DiscardHandler))
+	dir, err := OpenServer(context.Background(), path, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	srv := httptest.NewServer(dir.Handler()) // listens on 127.0.0.1
 	require.True(t, strings.HasPrefix(srv.URL, "http://127.0.0.1:"), srv.URL)
@@ -155,7 +155,7 @@ func TestUpdateHandleAndEndpoint(t *testing.T) {
 	// The state survives reopening the database.
 	e.srv.Close()
 	require.NoError(t, e.dir.Close())
-	dir, err := OpenDirectory(ctx, e.path, nil)
+	dir, err := OpenServer(ctx, e.path, nil)
 	require.NoError(t, err)
 	defer dir.Close()
 	d2, err := dir.Document(ctx, a.did)
