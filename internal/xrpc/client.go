@@ -88,9 +88,6 @@ func WithGuard(allowPrivate bool, timeout time.Duration) Option {
 // WithMaxBodyBytes sets Client.MaxBodyBytes.
 func WithMaxBodyBytes(n int64) Option { return func(c *Client) { c.MaxBodyBytes = n } }
 
-// WithUserAgent sets Client.UserAgent.
-func WithUserAgent(ua string) Option { return func(c *Client) { c.UserAgent = ua } }
-
 // NewClient returns a client for base, checking it is an http(s) URL.
 func NewClient(base string, opts ...Option) (*Client, error) {
 	base = strings.TrimRight(base, "/")
@@ -201,12 +198,12 @@ func (c *Client) do(req *http.Request, token string, max int64) ([]byte, error) 
 		raw, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBodyBytes))
 		return nil, ErrorFromResponse(res, raw)
 	}
-	return ReadBody(res, max)
+	return readBody(res, max)
 }
 
-// ReadBody reads a response body of at most max bytes, failing with
+// readBody reads a response body of at most max bytes, failing with
 // ErrResponseTooLarge (before reading, when Content-Length already says so).
-func ReadBody(res *http.Response, max int64) ([]byte, error) {
+func readBody(res *http.Response, max int64) ([]byte, error) {
 	if res.ContentLength > max {
 		return nil, fmt.Errorf("%w: %d bytes (cap %d)", ErrResponseTooLarge, res.ContentLength, max)
 	}

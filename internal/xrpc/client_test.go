@@ -35,7 +35,8 @@ func TestClientErrorsAndCaps(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	c, err := NewClient(srv.URL, WithMaxBodyBytes(50), WithUserAgent("hearth-test"))
+	c, err := NewClient(srv.URL, WithMaxBodyBytes(50))
+	c.UserAgent = "hearth-test"
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
