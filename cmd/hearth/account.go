@@ -24,8 +24,9 @@ import (
 func accountCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "account",
-		Usage: "an account's own data, through its PDS's API",
+		Usage: "an account's own data, through its PDSes' APIs: export it, or move it here",
 		Subcommands: []*cli.Command{
+			accountMigrateCommand(),
 			{
 				Name:  "export",
 				Usage: "write one archive (repo.car, blobs/CID, preferences.json, manifest.json) with everything the account holds",

@@ -6,14 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	indigorepo "github.com/bluesky-social/indigo/atproto/repo"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/testnet"
+	"github.com/hearth-social/hearth/pds"
+	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,4 +87,79 @@ func TestAccountExport(t *testing.T) {
 	// Neither: a clear error.
 	err = newApp(&stdout, &stderr).RunContext(context.Background(), []string{"hearth", "account", "export", "--pds", n.URL(), "--out", out2})
 	require.ErrorContains(t, err, "--handle and --password")
+}
+
+// hearth account migrate moves an account between two Hearths on one PLC directory:
+// posts, the image, preferences and identity arrive; the old PDS is left deactivated.
+func TestAccountMigrate(t *testing.T) {
+	src := testnet.Start(t)
+	dst := testnet.Start(t, func(c *pds.Config) { c.PLCURL = src.PLCServer.URL; c.Hostname = "pds-two.test" })
+	c := src.Client
+	alice := c.CreateAccount(t, "alice")
+	img := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{9}, 500)...)
+	up := c.Do(t, "POST", "com.atproto.repo.uploadBlob", nil, img, alice.Access)
+	testnet.RequireOK(t, up)
+	blob := up.JSON["blob"].(map[string]any)
+	p := testnet.Post("moving soon")
+	p["embed"] = map[string]any{"$type": "app.bsky.embed.images", "images": []any{map[string]any{"alt": "x", "image": blob}}}
+	uri, _ := c.CreateRecord(t, alice, "app.bsky.feed.post", p)
+	prefs := []any{map[string]any{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": true}}
+	testnet.RequireOK(t, c.Post(t, "app.bsky.actor.putPreferences", map[string]any{"preferences": prefs}, alice.Access))
+
+	// A first run stops at the identity step (a mistyped token): the account exists on
+	// the new PDS, deactivated, with its repo; rerunning continues from there.
+	var stdout0, stderr0 bytes.Buffer
+	err0 := newApp(&stdout0, &stderr0).RunContext(context.Background(), []string{"hearth", "account", "migrate", "--from", src.URL(), "--handle", "alice.test", "--password", alice.Password,
+		"--pds", dst.URL(), "--new-handle", "alice2.test", "--plc-token", "WRONG-TOKEN"})
+	require.ErrorContains(t, err0, "did not sign the PLC operation")
+
+	// The user reads the token from the old PDS's mail (its outbox here) and types it.
+	pr, pw := io.Pipe()
+	go func() {
+		defer pw.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			msgs, _ := mail.ReadOutbox(pds.OutboxPath(src.Config.DataDir))
+			for _, m := range msgs {
+				if m.DID == alice.DID && m.Purpose == mail.PurposePLCOperation {
+					io.WriteString(pw, m.Token+"\n")
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	var stdout, stderr bytes.Buffer
+	app := newApp(&stdout, &stderr)
+	app.Reader = pr
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := app.RunContext(ctx, []string{"hearth", "account", "migrate", "--from", src.URL(), "--handle", "alice.test", "--password", alice.Password,
+		"--pds", dst.URL(), "--new-handle", "alice2.test"})
+	require.NoError(t, err, stderr.String())
+	require.Contains(t, stdout.String(), "migrated "+alice.DID)
+	require.Contains(t, stderr.String(), "an earlier run")
+
+	// On the new PDS: active, the post and its image, the preferences; the DID points here.
+	login := dst.Client.Post(t, "com.atproto.server.createSession", map[string]any{"identifier": alice.DID, "password": alice.Password}, "")
+	testnet.RequireOK(t, login)
+	tok := login.Str("accessJwt")
+	st := dst.Client.Get(t, "com.atproto.server.checkAccountStatus", nil, tok)
+	testnet.RequireOK(t, st)
+	require.Equal(t, true, st.JSON["activated"])
+	require.Equal(t, true, st.JSON["validDid"])
+	require.EqualValues(t, 1, st.JSON["indexedRecords"])
+	require.EqualValues(t, 1, st.JSON["expectedBlobs"])
+	require.EqualValues(t, 1, st.JSON["importedBlobs"])
+	rkey := uri[strings.LastIndex(uri, "/")+1:]
+	testnet.RequireOK(t, dst.Client.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""))
+	link := blob["ref"].(map[string]any)["$link"].(string)
+	got := dst.Client.Get(t, "com.atproto.sync.getBlob", url.Values{"did": {alice.DID}, "cid": {link}}, "")
+	testnet.RequireOK(t, got)
+	require.Equal(t, img, got.Body)
+	gp := dst.Client.Get(t, "app.bsky.actor.getPreferences", nil, tok)
+	testnet.RequireOK(t, gp)
+	require.Equal(t, prefs, gp.JSON["preferences"])
+	// The old PDS serves nothing for the account any more.
+	testnet.RequireXRPCError(t, c.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""), 400, "RepoDeactivated")
 }

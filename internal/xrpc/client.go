@@ -123,6 +123,21 @@ func (c *Client) Procedure(ctx context.Context, nsid, token string, in, out any)
 	return decode(req, raw, out)
 }
 
+// ProcedureBytes POSTs a raw body (a CAR for importRepo, a blob for uploadBlob) with
+// its content type and decodes the JSON answer into out (if non-nil).
+func (c *Client) ProcedureBytes(ctx context.Context, nsid, token, contentType string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(nsid, nil), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	raw, err := c.do(req, token, c.maxBody())
+	if err != nil {
+		return err
+	}
+	return decode(req, raw, out)
+}
+
 // Query GETs nsid with params and decodes the JSON answer into out; with out a
 // *json.RawMessage the body is kept as is.
 func (c *Client) Query(ctx context.Context, nsid, token string, params url.Values, out any) error {
