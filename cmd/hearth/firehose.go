@@ -29,7 +29,7 @@ func firehoseCommand() *cli.Command {
 				&cli.Int64Flag{Name: "cursor", Usage: "replay events after this seq (default: live only)"},
 				&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 				&cli.BoolFlag{Name: "verify", Usage: "verify each #commit (signature and sync 1.1 inversion) and #sync against the author's key"},
-				&cli.StringFlag{Name: "plc", Value: "https://plc.directory", Usage: "PLC directory used to resolve did:plc signing keys for --verify", EnvVars: []string{"HEARTH_PLC_URL"}},
+				&cli.StringFlag{Name: "plc", Value: "https://plc.directory", Usage: "PLC directory used to resolve did:plc signing keys for --verify", EnvVars: []string{"HEARTH_FIREHOSE_PLC_URL"}},
 				&cli.BoolFlag{Name: "allow-private", Usage: "with --verify, let did:web documents be fetched from loopback and private addresses (development)"},
 				&cli.IntFlag{Name: "limit", Usage: "stop after this many events (0: no limit)"},
 			},

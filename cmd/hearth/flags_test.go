@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/urfave/cli/v2"
 )
 
 // TestServeRejectsBadFlags checks that a bad flag value is a clear error naming the
@@ -42,4 +44,39 @@ func TestServeRejectsBadFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := newApp(&out, &errOut).RunContext(context.Background(), []string{"hearth", "--log-level", "loud", "serve"})
 	require.ErrorContains(t, err, "--log-level (HEARTH_LOG_LEVEL)")
+}
+
+// TestFlagEnvVarsAreOwned checks that an environment variable feeds flags of one name
+// only: HEARTH_PLC_URL once fed both serve --plc-url and firehose tail --plc, so
+// setting it for tail silently turned off serve's embedded directory.
+func TestFlagEnvVarsAreOwned(t *testing.T) {
+	owner := map[string]string{}
+	var walk func(path string, cmds []*cli.Command)
+	check := func(path string, flags []cli.Flag) {
+		for _, f := range flags {
+			ev, ok := f.(interface{ GetEnvVars() []string })
+			if !ok {
+				continue
+			}
+			name := f.Names()[0]
+			for _, v := range ev.GetEnvVars() {
+				if prev, seen := owner[v]; seen && prev != name {
+					t.Errorf("%s: $%s feeds --%s here and --%s elsewhere", path, v, name, prev)
+				}
+				owner[v] = name
+			}
+		}
+	}
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			check(path+" "+c.Name, c.Flags)
+			walk(path+" "+c.Name, c.Subcommands)
+		}
+	}
+	app := newApp(io.Discard, io.Discard)
+	check("hearth", app.Flags)
+	walk("hearth", app.Commands)
+	if len(owner) < 20 {
+		t.Fatalf("only %d environment variables found; the walk is broken", len(owner))
+	}
 }
