@@ -79,20 +79,6 @@ func (r *ring) dropThrough(seq int64) {
 	}
 }
 
-// heldBytes is the memory the held entries pin (tests).
-func (r *ring) heldBytes() int64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.bytes
-}
-
-// lastSeq is the newest seq the ring knows about.
-func (r *ring) lastSeq() int64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.last
-}
-
 // floorSeq is the seq after which the ring holds every event.
 func (r *ring) floorSeq() int64 {
 	r.mu.RLock()

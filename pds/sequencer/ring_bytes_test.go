@@ -11,6 +11,20 @@ import (
 )
 
 // sized returns an entry whose frame is n bytes (no header, so size() == n).
+// heldBytes is the memory the held entries pin.
+func (r *ring) heldBytes() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.bytes
+}
+
+// lastSeq is the newest seq the ring knows about.
+func (r *ring) lastSeq() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.last
+}
+
 func sized(seq int64, n int) entry {
 	return entry{Seq: seq, Frame: make([]byte, n)}
 }
