@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
@@ -232,6 +233,9 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 	}
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
 		if err := tx.SetAccountStatus(c.DID, store.StatusActive); err != nil {
+			return err
+		}
+		if err := tx.SetDeleteAfter(c.DID, time.Time{}); err != nil {
 			return err
 		}
 		at := tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -46,31 +47,76 @@ func appendAccountEvent(tx *store.Tx, did, status string) (int64, error) {
 	})
 }
 
+// handleDeactivateAccount deactivates the caller's account: its repo, records and
+// blobs stop being served and the firehose says #account deactivated. With deleteAfter
+// the account is deleted at that time unless it reactivates first.
 func (s *Server) handleDeactivateAccount(w http.ResponseWriter, r *http.Request) error {
-	return s.setOwnStatus(w, r, store.StatusDeactivated)
-}
-
-// setOwnStatus lets an account deactivate or reactivate itself; a takedown is the
-// admin's to lift.
-func (s *Server) setOwnStatus(w http.ResponseWriter, r *http.Request, want string) error {
-	c := callerFrom(r.Context())
+	ctx := r.Context()
+	c := callerFrom(ctx)
 	if err := requireFullAccess(c); err != nil {
 		return err
 	}
-	acct, err := s.store.AccountByDID(r.Context(), c.DID)
+	var in struct {
+		DeleteAfter string `json:"deleteAfter"`
+	}
+	if r.ContentLength != 0 { // the input is optional
+		if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
+			return err
+		}
+	}
+	var deleteAt time.Time
+	if in.DeleteAfter != "" {
+		dt, err := syntax.ParseDatetimeLenient(in.DeleteAfter)
+		if err != nil {
+			return xrpc.InvalidRequest("deleteAfter is not a datetime: %q", in.DeleteAfter)
+		}
+		deleteAt = dt.Time()
+	}
+	acct, err := s.store.AccountByDID(ctx, c.DID)
 	if err != nil {
 		return err
 	}
 	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusBadRequest, "AccountTakedown", "account has been taken down")
 	}
-	if acct.Status != want {
-		if err := s.setAccountStatus(r.Context(), c.DID, want); err != nil {
+	if acct.Status != store.StatusDeactivated {
+		if err := s.setAccountStatus(ctx, c.DID, store.StatusDeactivated); err != nil {
 			return err
 		}
 	}
+	if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.SetDeleteAfter(c.DID, deleteAt) }); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// deleteDueAccounts deletes the deactivated accounts whose deleteAfter has passed.
+func (s *Server) deleteDueAccounts(ctx context.Context) (int, error) {
+	dids, err := s.store.DeletionDue(ctx, time.Now(), 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, did := range dids {
+		errNotDue := errors.New("no longer due")
+		err := s.deleteAccount(ctx, did, func(tx *store.Tx) error {
+			if due, err := tx.StillDueForDeletion(did); err != nil {
+				return err
+			} else if !due {
+				return errNotDue
+			}
+			return nil
+		})
+		switch {
+		case errors.Is(err, errNotDue):
+		case err != nil:
+			return n, err
+		default:
+			n++
+		}
+	}
+	return n, nil
 }
 
 type repoRef struct {

@@ -1,9 +1,11 @@
 package pds_test
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/stretchr/testify/require"
@@ -134,4 +136,28 @@ func derefStatus(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// deactivateAccount with deleteAfter deletes the account once the time has come, unless
+// it reactivated first.
+func TestDeactivateDeleteAfter(t *testing.T) {
+	e := newEnv(t)
+	alice := e.createAccount("alice")
+	bob := e.createAccount("bobby")
+	soon := time.Now().Add(-time.Second).UTC().Format(time.RFC3339)
+	requireXRPCError(t, e.post("com.atproto.server.deactivateAccount", map[string]any{"deleteAfter": "tomorrow"}, alice.Access), 400, "InvalidRequest")
+	requireOK(t, e.post("com.atproto.server.deactivateAccount", map[string]any{"deleteAfter": soon}, alice.Access))
+	requireOK(t, e.post("com.atproto.server.deactivateAccount", map[string]any{"deleteAfter": soon}, bob.Access))
+	requireOK(t, e.post("com.atproto.server.activateAccount", nil, bob.Access))   // bob changed his mind
+	requireOK(t, e.post("com.atproto.server.deactivateAccount", nil, bob.Access)) // no body: no deletion scheduled
+	n, err := e.srv.DeleteDueAccounts(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	gone := e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {alice.DID}}, "")
+	requireOK(t, gone)
+	require.Equal(t, "deleted", gone.Str("status"))
+	requireXRPCError(t, e.get("com.atproto.sync.getLatestCommit", url.Values{"did": {alice.DID}}, ""), 400, "RepoNotFound")
+	st := e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {bob.DID}}, "")
+	requireOK(t, st)
+	require.Equal(t, "deactivated", st.Str("status"))
 }

@@ -10,3 +10,6 @@ func (s *Server) CollectBlobGarbage(ctx context.Context) (int, error) {
 
 // PasswordVerifications is how many scrypt verifications the server has run (tests).
 func (s *Server) PasswordVerifications() int64 { return s.hasher.Verifications() }
+
+// DeleteDueAccounts runs one pass of the deleteAfter sweep now (tests).
+func (s *Server) DeleteDueAccounts(ctx context.Context) (int, error) { return s.deleteDueAccounts(ctx) }

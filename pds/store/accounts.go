@@ -202,3 +202,40 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 	}
 	return blobs, nil
 }
+
+// SetDeleteAfter schedules (or, with the zero time, cancels) the deletion of a
+// deactivated account.
+func (t *Tx) SetDeleteAfter(did string, at time.Time) error {
+	var v any
+	if !at.IsZero() {
+		v = at.UnixMilli()
+	}
+	_, err := t.exec(`UPDATE accounts SET delete_after_ms = ? WHERE did = ?`, v, did)
+	return err
+}
+
+// DeletionDue lists deactivated accounts whose scheduled deletion time has passed.
+func (s *Store) DeletionDue(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT did FROM accounts WHERE status = 'deactivated' AND delete_after_ms IS NOT NULL AND delete_after_ms <= ? LIMIT ?`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// StillDueForDeletion reports, inside the deleting transaction, that did is still
+// deactivated with its deletion time passed (it may have reactivated meanwhile).
+func (t *Tx) StillDueForDeletion(did string) (bool, error) {
+	var n int
+	err := t.queryRow(`SELECT count(*) FROM accounts WHERE did = ? AND status = 'deactivated' AND delete_after_ms IS NOT NULL AND delete_after_ms <= ?`, did, t.now.UnixMilli()).Scan(&n)
+	return n > 0, err
+}
