@@ -25,6 +25,7 @@ func (d *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"version": "hearth"})
 	})
 	mux.HandleFunc("POST /{did}", d.handleSubmit)
+	mux.HandleFunc("GET /export", d.handleExport)
 	mux.HandleFunc("GET /{did}", d.withDID(func(w http.ResponseWriter, r *http.Request, did syntax.DID) {
 		doc, err := d.Document(r.Context(), did)
 		if err != nil {
