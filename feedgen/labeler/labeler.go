@@ -33,13 +33,11 @@ const (
 // ctsFormat is the label timestamp format (RFC 3339, UTC, milliseconds).
 const ctsFormat = "2006-01-02T15:04:05.000Z"
 
-// Defaults for the zero fields of Config.
+// Defaults for the zero fields of Config (PingInterval, WriteTimeout and MaxLag take
+// internal/stream's).
 const (
-	DefaultPingInterval   = 30 * time.Second
-	DefaultWriteTimeout   = 10 * time.Second
 	DefaultPageSize       = 500
 	DefaultMaxSubscribers = 1000
-	DefaultMaxLag         = stream.DefaultMaxLag
 )
 
 // Config configures a Labeler.
@@ -96,20 +94,11 @@ func Open(ctx context.Context, cfg Config) (*Labeler, error) {
 	if _, err := syntax.ParseDID(cfg.DID); err != nil {
 		return nil, fmt.Errorf("labeler: DID %q: %w", cfg.DID, err)
 	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = DefaultPingInterval
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
 	}
 	if cfg.MaxSubscribers <= 0 {
 		cfg.MaxSubscribers = DefaultMaxSubscribers
-	}
-	if cfg.MaxLag <= 0 {
-		cfg.MaxLag = DefaultMaxLag
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -70,16 +70,13 @@ type Config struct {
 	writeBatch int
 }
 
-// Defaults for Config.
+// Defaults for Config (PingInterval, WriteTimeout and MaxLag take internal/stream's).
 const (
-	DefaultRetention    = 72 * time.Hour
-	DefaultPingInterval = 30 * time.Second
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultMaxLag       = 10000
-	DefaultBufferSize   = 4096
-	DefaultBufferBytes  = 32 << 20
-	DefaultPageSize     = 500
-	DefaultPageBytes    = 4 << 20
+	DefaultRetention   = 72 * time.Hour
+	DefaultBufferSize  = 4096
+	DefaultBufferBytes = 32 << 20
+	DefaultPageSize    = 500
+	DefaultPageBytes   = 4 << 20
 )
 
 // retentionInterval is how often RunRetention prunes.
@@ -88,15 +85,6 @@ const retentionInterval = 10 * time.Minute
 func (c Config) withDefaults() Config {
 	if c.Retention <= 0 {
 		c.Retention = DefaultRetention
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.MaxLag <= 0 {
-		c.MaxLag = DefaultMaxLag
 	}
 	if c.BufferSize <= 0 {
 		c.BufferSize = DefaultBufferSize
