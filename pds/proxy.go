@@ -236,6 +236,8 @@ func (p *proxy) resolveService(ctx context.Context, did syntax.DID, svcID string
 	switch {
 	case errors.Is(err, indigoid.ErrDIDNotFound):
 		return "", xrpc.InvalidRequest("could not resolve proxy DID %s: not found", did)
+	case errors.Is(err, resolve.ErrMalformed):
+		return "", xrpc.InvalidRequest("cannot resolve %s: %v", did, err)
 	case err != nil:
 		msg := fmt.Sprintf("could not resolve proxy DID %s", did)
 		if errors.Is(err, netguard.ErrRefused) {

@@ -234,15 +234,15 @@ func devWebHost(did syntax.DID) (host, name string, dev bool, err error) {
 	}
 	id := did.Identifier()
 	if strings.Contains(id, ":") {
-		return "", "", false, fmt.Errorf("%w: did:web with a path is not supported: %s", identity.ErrDIDResolutionFailed, did)
+		return "", "", false, fmt.Errorf("%w: %w: did:web with a path is not supported: %s", identity.ErrDIDResolutionFailed, ErrMalformed, did)
 	}
 	host, err = url.PathUnescape(id)
 	if err != nil {
-		return "", "", false, fmt.Errorf("%w: invalid did:web %s", identity.ErrDIDResolutionFailed, did)
+		return "", "", false, fmt.Errorf("%w: %w: invalid did:web %s", identity.ErrDIDResolutionFailed, ErrMalformed, did)
 	}
 	u, err := url.Parse("//" + host)
 	if err != nil || u.Host != host || u.User != nil || u.Path != "" || u.Hostname() == "" {
-		return "", "", false, fmt.Errorf("%w: invalid did:web host in %s", identity.ErrDIDResolutionFailed, did)
+		return "", "", false, fmt.Errorf("%w: %w: invalid did:web host in %s", identity.ErrDIDResolutionFailed, ErrMalformed, did)
 	}
 	name = u.Hostname()
 	_, ipErr := netip.ParseAddr(name)
@@ -251,7 +251,7 @@ func devWebHost(did syntax.DID) (host, name string, dev bool, err error) {
 		return "", "", false, nil // an ordinary host name: indigo's
 	}
 	if _, err := syntax.ParseHandle(name); err != nil && !literal {
-		return "", "", false, fmt.Errorf("%w: did:web host is not a host name: %s", identity.ErrDIDResolutionFailed, did)
+		return "", "", false, fmt.Errorf("%w: %w: did:web host is not a host name: %s", identity.ErrDIDResolutionFailed, ErrMalformed, did)
 	}
 	return host, name, true, nil
 }
@@ -318,6 +318,11 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	res.Body = &capped{rc: res.Body, left: r.max}
 	return res, nil
 }
+
+// ErrMalformed marks a DID this package will not try to resolve because of its form
+// (a did:web with a path, or whose host is not a host name); it also matches
+// identity.ErrDIDResolutionFailed.
+var ErrMalformed = errors.New("malformed DID")
 
 // ErrTooLarge is the read error of a document over Config.MaxDocBytes.
 var ErrTooLarge = errors.New("document over the size cap")

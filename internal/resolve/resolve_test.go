@@ -105,6 +105,7 @@ func TestDIDWebGuard(t *testing.T) {
 	for _, bad := range []syntax.DID{"did:web:localhost%3A1:path", "did:web:exa_mple%3A80"} {
 		_, err = NewUncached(Config{AllowPrivate: true}).LookupDID(ctx, bad)
 		require.ErrorIs(t, err, identity.ErrDIDResolutionFailed, bad)
+		require.ErrorIs(t, err, ErrMalformed, bad)
 	}
 
 	// A document for another DID, a missing one and one over the cap.
