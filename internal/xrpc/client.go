@@ -13,7 +13,6 @@ import (
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
-	"github.com/hearth-social/hearth/internal/netguard"
 )
 
 // Client is Hearth's one outbound XRPC client: the commands talking to a PDS or a
@@ -73,17 +72,10 @@ func (e *ResponseError) Error() string {
 // Option configures NewClient.
 type Option func(*Client)
 
-// WithHTTPClient makes the client use hc.
+// WithHTTPClient makes the client use hc. For a service named by an untrusted document
+// (a PDS endpoint from a DID document), hc is a netguard client, so the call cannot be
+// pointed at loopback or private addresses.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.HTTP = hc } }
-
-// WithGuard makes the client dial only public addresses (netguard), for services named
-// by untrusted documents; allowPrivate turns the guard off for development. Redirects
-// are not followed.
-func WithGuard(allowPrivate bool, timeout time.Duration) Option {
-	return func(c *Client) {
-		c.HTTP = netguard.NewClient(netguard.Options{AllowPrivate: allowPrivate, Timeout: timeout})
-	}
-}
 
 // WithMaxBodyBytes sets Client.MaxBodyBytes.
 func WithMaxBodyBytes(n int64) Option { return func(c *Client) { c.MaxBodyBytes = n } }

@@ -77,16 +77,16 @@ func TestClientErrorsAndCaps(t *testing.T) {
 	require.JSONEq(t, `{"n":1}`, string(raw))
 }
 
-// A guarded client does not reach a loopback service.
+// With a netguard HTTP client the XRPC client does not reach a loopback service.
 func TestClientGuard(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]int{})
 	}))
 	defer srv.Close()
-	c, err := NewClient(srv.URL, WithGuard(false, 2*time.Second))
+	c, err := NewClient(srv.URL, WithHTTPClient(netguard.NewClient(netguard.Options{Timeout: 2 * time.Second})))
 	require.NoError(t, err)
 	require.ErrorIs(t, c.Query(context.Background(), "x.y", "", nil, nil), netguard.ErrRefused)
-	c, err = NewClient(srv.URL, WithGuard(true, 2*time.Second))
+	c, err = NewClient(srv.URL, WithHTTPClient(netguard.NewClient(netguard.Options{AllowPrivate: true, Timeout: 2 * time.Second})))
 	require.NoError(t, err)
 	require.NoError(t, c.Query(context.Background(), "x.y", "", nil, nil))
 }
