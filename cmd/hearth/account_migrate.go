@@ -109,7 +109,7 @@ func runAccountMigrate(cctx *cli.Context) error {
 	}
 	token := strings.TrimSpace(cctx.String("plc-token"))
 	if token == "" {
-		if err := m.from.Procedure(ctx, "com.atproto.identity.requestPlcOperationSignature", m.fromTok, map[string]any{}, nil); err != nil {
+		if err := m.from.Procedure(ctx, "com.atproto.identity.requestPlcOperationSignature", m.fromTok, nil, nil); err != nil {
 			return fmt.Errorf("asking the current PDS for a PLC token: %w", err)
 		}
 		fmt.Fprintf(cctx.App.ErrWriter, "The current PDS has mailed a token to the account's address. Token: ")
@@ -131,7 +131,7 @@ func runAccountMigrate(cctx *cli.Context) error {
 	}
 
 	// 7. Live here, retired there.
-	if err := m.to.Procedure(ctx, "com.atproto.server.activateAccount", m.tok, map[string]any{}, nil); err != nil {
+	if err := m.to.Procedure(ctx, "com.atproto.server.activateAccount", m.tok, nil, nil); err != nil {
 		return fmt.Errorf("activating the account here: %w", err)
 	}
 	if err := m.from.Procedure(ctx, "com.atproto.server.deactivateAccount", m.fromTok, map[string]any{}, nil); err != nil {

@@ -98,16 +98,24 @@ func NewClient(base string, opts ...Option) (*Client, error) {
 }
 
 // Procedure POSTs in as JSON to nsid and decodes the JSON answer into out (if non-nil).
+// A nil in sends no body: procedures without input (activateAccount,
+// requestPlcOperationSignature) refuse one on the reference PDS.
 func (c *Client) Procedure(ctx context.Context, nsid, token string, in, out any) error {
-	body, err := json.Marshal(in)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(nsid, nil), body)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(nsid, nil), bytes.NewReader(body))
-	if err != nil {
-		return err
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
 	raw, err := c.do(req, token, c.maxBody())
 	if err != nil {
 		return err
