@@ -108,7 +108,7 @@ type Ingester struct {
 	invalid atomic.Int64 // events rejected
 }
 
-// New builds an Ingester. dir resolves authors' keys (see NewDirectory).
+// New builds an Ingester. dir resolves authors' keys (internal/resolve.New in a service).
 func New(cfg Config, idx *index.Index, dir identity.Directory, log *slog.Logger) (*Ingester, error) {
 	def := DefaultConfig()
 	if cfg.Workers <= 0 {
