@@ -188,7 +188,7 @@ func (s *labelStream) until(want ...string) {
 		typ, data, err := s.conn.ReadMessage()
 		require.NoError(s.t, err, "still waiting for %v", need)
 		require.Equal(s.t, websocket.BinaryMessage, typ)
-		f, err := labeler.DecodeFrame(data)
+		f, err := testnet.DecodeLabelsFrame(data)
 		require.NoError(s.t, err)
 		require.NotNil(s.t, f.Labels, "frame %+v", f)
 		for _, lex := range f.Labels.Labels {

@@ -99,23 +99,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	}, nil
 }
 
-// Labeler gives access to the labeler (tests, diagnostics).
-func (s *Service) Labeler() *labeler.Labeler { return s.lab }
-
-// Classified is the number of verdicts the worker has stored since start.
-func (s *Service) Classified() int64 { return s.worker.classified.Load() }
-
-// BlobsFetched is the number of blobs fetched (not served from the cache) since start.
-func (s *Service) BlobsFetched() int64 { return s.worker.fetched.Load() }
-
 // Config returns the validated configuration.
 func (s *Service) Config() Config { return s.cfg }
-
-// Index gives access to the index (tests, the classifier).
-func (s *Service) Index() *index.Index { return s.idx }
-
-// Ingester gives access to the firehose client (tests, diagnostics).
-func (s *Service) Ingester() *ingest.Ingester { return s.ingest }
 
 // FeedURIs lists the AT-URIs of the served feeds.
 func (s *Service) FeedURIs() []string {

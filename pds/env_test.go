@@ -12,7 +12,7 @@ import (
 	"github.com/hearth-social/hearth/pds/plc"
 )
 
-const adminPassword = testnet.AdminPassword
+
 
 // env is a running PDS with its own embedded PLC directory, both on 127.0.0.1
 // (testnet's network, with the short names these tests use).

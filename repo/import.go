@@ -45,7 +45,7 @@ func ReadImport(ctx context.Context, r io.Reader) (*Import, error) {
 		return nil, fmt.Errorf("%w: want a CARv1 with a root", ErrBadImport)
 	}
 	root := cr.Header.Roots[0]
-	bs := indigorepo.NewTinyBlockstore()
+	bs := MapSource{}
 	for {
 		blk, err := cr.Next()
 		if errors.Is(err, io.EOF) {
@@ -58,9 +58,7 @@ func ReadImport(ctx context.Context, r io.Reader) (*Import, error) {
 		if err != nil || !got.Equals(blk.Cid()) {
 			return nil, fmt.Errorf("%w: block %s does not hash to its CID", ErrBadImport, blk.Cid())
 		}
-		if err := bs.Put(ctx, blk); err != nil {
-			return nil, err
-		}
+		bs[blk.Cid()] = blk.RawData()
 	}
 	cb, err := bs.Get(ctx, root)
 	if err != nil {

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 
 	"github.com/bluesky-social/indigo/atproto/repo/mst"
@@ -118,20 +117,4 @@ func FindNode(tree *mst.Tree, c cid.Cid) ([]byte, bool, error) {
 		}
 	}
 	return nil, false, nil
-}
-
-// verifyTreeBlocks is a test helper: the encoded nodes load back into the same tree.
-func verifyTreeBlocks(ctx context.Context, blocks []Block, root cid.Cid) error {
-	src := MapSource{}
-	for _, b := range blocks {
-		src[b.CID] = b.Data
-	}
-	t, err := mst.LoadTreeFromStore(ctx, src, root)
-	if err != nil {
-		return err
-	}
-	if t.IsPartial() {
-		return mst.ErrPartialTree
-	}
-	return nil
 }

@@ -68,3 +68,19 @@ func TestTreeFromRecordsAndProofs(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, blocks[len(blocks)-1].Data, data)
 }
+
+// verifyTreeBlocks is a test helper: the encoded nodes load back into the same tree.
+func verifyTreeBlocks(ctx context.Context, blocks []Block, root cid.Cid) error {
+	src := MapSource{}
+	for _, b := range blocks {
+		src[b.CID] = b.Data
+	}
+	t, err := mst.LoadTreeFromStore(ctx, src, root)
+	if err != nil {
+		return err
+	}
+	if t.IsPartial() {
+		return mst.ErrPartialTree
+	}
+	return nil
+}

@@ -33,15 +33,6 @@ func Default() *Classifier {
 	return New(SelfLabelScorer{}, MediaScorer{}, TextScorer{})
 }
 
-// Scorers returns the names of the configured scorers.
-func (c *Classifier) Scorers() []string {
-	names := make([]string, len(c.scorers))
-	for i, s := range c.scorers {
-		names[i] = s.Name()
-	}
-	return names
-}
-
 // Classify runs every scorer and combines the evidence. A failing scorer
 // fails the call (its error is wrapped with the scorer name) so that a
 // partial verdict is never stored as final.

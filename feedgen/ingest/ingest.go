@@ -150,7 +150,7 @@ func ServiceKey(firehoseURL string) (string, error) {
 	return u.String(), nil
 }
 
-// Service is the key this ingester's cursor is stored under.
+// Service is the key this ingester's cursor is stored under (the firehose it reads).
 func (in *Ingester) Service() string { return in.service }
 
 // Written is the number of events written to the index so far.
@@ -194,11 +194,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 		before := in.written.Load()
 		conn, err := firehose.Dial(ctx, in.cfg.FirehoseURL, cursor)
 		if err == nil {
-			in.log.Info("firehose connected", "url", in.cfg.FirehoseURL, "cursor", fmtCursor(cursor))
+			in.log.Info("firehose connected", "url", in.cfg.FirehoseURL, "cursor", fmtCursor(cursor), "cursor_key", in.Service())
 			err = in.Consume(ctx, conn)
 			conn.Close()
 		}
 		if ctx.Err() != nil {
+			in.log.Info("ingest stopped", "written", in.Written(), "invalid", in.Invalid())
 			return nil
 		}
 		var se *StreamError
@@ -212,7 +213,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			backoff = in.cfg.MinBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		in.log.Warn("firehose disconnected; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		in.log.Warn("firehose disconnected; reconnecting", "err", err, "in", wait.Round(time.Millisecond), "written", in.Written(), "invalid", in.Invalid())
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hearth-social/hearth/feedgen/labeler"
 	"github.com/hearth-social/hearth/internal/firehose"
+	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -317,13 +318,13 @@ func dial(t *testing.T, base string, cursor string) *websocket.Conn {
 }
 
 // readFrame reads one binary frame (bounded wait) and decodes it.
-func readFrame(t *testing.T, conn *websocket.Conn) *labeler.Frame {
+func readFrame(t *testing.T, conn *websocket.Conn) *testnet.LabelsFrame {
 	t.Helper()
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	typ, data, err := conn.ReadMessage()
 	require.NoError(t, err)
 	require.Equal(t, websocket.BinaryMessage, typ)
-	f, err := labeler.DecodeFrame(data)
+	f, err := testnet.DecodeLabelsFrame(data)
 	require.NoError(t, err)
 	return f
 }

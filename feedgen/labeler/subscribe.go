@@ -1,12 +1,10 @@
 package labeler
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
-	"github.com/bluesky-social/indigo/events"
 	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/stream"
 )
@@ -20,45 +18,6 @@ const TypeLabels = "#labels"
 // t: "#labels"} followed by the body {seq, labels}.
 func EncodeLabelsFrame(seq int64, labels []*comatproto.LabelDefs_Label) ([]byte, error) {
 	return firehose.EncodeMessage(TypeLabels, &comatproto.LabelSubscribeLabels_Labels{Seq: seq, Labels: labels})
-}
-
-// Frame is one decoded subscribeLabels frame: Labels, Info or Error is set.
-type Frame struct {
-	Labels *comatproto.LabelSubscribeLabels_Labels
-	Info   *comatproto.LabelSubscribeLabels_Info
-	Error  *events.ErrorFrame
-	// Type is the header's t ("" for error frames); unknown types have no body set.
-	Type string
-}
-
-// DecodeFrame decodes a subscribeLabels frame (for clients and tests).
-func DecodeFrame(data []byte) (*Frame, error) {
-	r := bytes.NewReader(data)
-	var hdr events.EventHeader
-	if err := hdr.UnmarshalCBOR(r); err != nil {
-		return nil, fmt.Errorf("frame header: %w", err)
-	}
-	f := &Frame{Type: hdr.MsgType}
-	switch {
-	case hdr.Op == events.EvtKindErrorFrame:
-		f.Error = new(events.ErrorFrame)
-		if err := f.Error.UnmarshalCBOR(r); err != nil {
-			return nil, fmt.Errorf("error frame: %w", err)
-		}
-	case hdr.Op != events.EvtKindMessage:
-		return nil, fmt.Errorf("frame header: unknown op %d", hdr.Op)
-	case hdr.MsgType == TypeLabels:
-		f.Labels = new(comatproto.LabelSubscribeLabels_Labels)
-		if err := f.Labels.UnmarshalCBOR(r); err != nil {
-			return nil, fmt.Errorf("#labels frame: %w", err)
-		}
-	case hdr.MsgType == firehose.TypeInfo:
-		f.Info = new(comatproto.LabelSubscribeLabels_Info)
-		if err := f.Info.UnmarshalCBOR(r); err != nil {
-			return nil, fmt.Errorf("#info frame: %w", err)
-		}
-	}
-	return f, nil
 }
 
 // labelFeed is the label log as the stream server's Source: com.atproto.label.

@@ -276,19 +276,6 @@ func NewUpdate(prev *Op, prevCID string, mutate func(*Op), rotationPriv atcrypto
 	return op, nil
 }
 
-// NewTombstone builds and signs a plc_tombstone after the op whose CID is prevCID.
-// rotationPriv must be a rotation key of that op.
-func NewTombstone(prevCID string, rotationPriv atcrypto.PrivateKey) (*Op, error) {
-	if _, err := cid.Decode(prevCID); err != nil {
-		return nil, fmt.Errorf("new tombstone: prev CID %q: %w", prevCID, err)
-	}
-	op := &Op{Type: OpTypeTombstone, Prev: &prevCID}
-	if err := SignOp(op, rotationPriv); err != nil {
-		return nil, fmt.Errorf("new tombstone: %w", err)
-	}
-	return op, nil
-}
-
 // WithHandle returns a NewUpdate mutation that makes "at://"+handle the only
 // alsoKnownAs entry (an empty handle clears alsoKnownAs). The caller validates the
 // handle (syntax.ParseHandle).
@@ -314,16 +301,6 @@ func WithPDSEndpoint(endpoint string) func(*Op) {
 			return
 		}
 		op.Services[ServiceAtprotoPDS] = Service{Type: ServiceTypePDS, Endpoint: endpoint}
-	}
-}
-
-// WithSigningKey returns a NewUpdate mutation that replaces the atproto signing key.
-func WithSigningKey(key atcrypto.PublicKey) func(*Op) {
-	return func(op *Op) {
-		if op.VerificationMethods == nil {
-			op.VerificationMethods = map[string]string{}
-		}
-		op.VerificationMethods[VerificationMethodAtproto] = key.DIDKey()
 	}
 }
 

@@ -77,17 +77,6 @@ func ParsePLCDID(s string) (syntax.DID, error) {
 	return syntax.DID(s), nil
 }
 
-// Submit verifies op as the next operation of did and appends it. Rejections are
-// *RejectedError.
-func (d *Server) Submit(ctx context.Context, did syntax.DID, op *Op) error {
-	body, err := json.Marshal(op)
-	if err != nil {
-		return fmt.Errorf("submit %s: %w", did, err)
-	}
-	_, err = d.SubmitJSON(ctx, did.String(), body)
-	return err
-}
-
 // SubmitJSON is Submit for a JSON-encoded op (as received over HTTP). It returns
 // the accepted op's CID.
 func (d *Server) SubmitJSON(ctx context.Context, didStr string, body []byte) (string, error) {
