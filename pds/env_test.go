@@ -12,8 +12,6 @@ import (
 	"github.com/hearth-social/hearth/pds/plc"
 )
 
-
-
 // env is a running PDS with its own embedded PLC directory, both on 127.0.0.1
 // (testnet's network, with the short names these tests use).
 type env struct {
