@@ -167,7 +167,7 @@ func (s *Server) handleCheckAccountStatus(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	v, _, err := s.writer.view(ctx, c.DID, "")
+	v, _, err := s.repos.view(ctx, c.DID, "")
 	if err != nil {
 		return err
 	}
@@ -254,7 +254,7 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 		return err
 	})
 	s.accounts.forget(c.DID)
-	s.writer.forget(c.DID)
+	s.repos.forget(c.DID)
 	if err != nil {
 		return err
 	}

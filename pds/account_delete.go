@@ -35,7 +35,7 @@ func (s *Server) deleteAccount(ctx context.Context, did string, check func(*stor
 		return err
 	})
 	s.accounts.forget(did)
-	s.writer.forget(did)
+	s.repos.forget(did)
 	if err != nil {
 		return err
 	}

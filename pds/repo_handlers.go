@@ -72,7 +72,7 @@ func (s *Server) commitRecord(w http.ResponseWriter, r *http.Request, did syntax
 	if err := s.chargeWrites(r.Context(), did.String(), writePoints(writes)); err != nil {
 		return err
 	}
-	res, err := s.writer.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
+	res, err := s.repos.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
@@ -160,7 +160,7 @@ func (s *Server) handleDeleteRecord(w http.ResponseWriter, r *http.Request) erro
 	if err := s.chargeWrites(ctx, did.String(), pointsDelete); err != nil {
 		return err
 	}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap})
+	res, err := s.repos.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap})
 	if errors.Is(err, repo.ErrRecordNotFound) && swapRec == nil {
 		// Deleting a record that is not there is a no-op, as in the reference PDS.
 		xrpc.WriteJSON(w, http.StatusOK, map[string]any{})
@@ -241,7 +241,7 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 	if err := s.chargeWrites(ctx, did.String(), writePoints(writes)); err != nil {
 		return err
 	}
-	res, err := s.writer.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
+	res, err := s.repos.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
 	if err != nil {
 		return commitError(err)
 	}

@@ -28,7 +28,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	store    *store.Store
-	writer   *writer
+	repos    *repos
 	plc      *plc.Client
 	sessions *auth.Sessions
 	hasher   *auth.Hasher
@@ -45,8 +45,6 @@ type Server struct {
 	// an unknown identifier so they cost what a known one does.
 	appPassKey []byte
 	dummyHash  string
-	bg         context.CancelFunc
-	bgDone     chan struct{}
 }
 
 // New opens the data dir and builds the server. Close releases it.
@@ -61,14 +59,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	lex := lexicons.NewCatalog() // one catalog for validation and blob-ref checks
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
 		store:    st,
-		writer:   newWriter(st, log.With("component", "writer"), 512, 150_000),
+		repos:    newRepos(st, log.With("component", "repos"), lex, 512, 150_000),
 		plc:      &plc.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
 		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
-		lex:      lexicons.NewCatalog(),
+		lex:      lex,
 		tids:     syntax.NewTIDClock(0),
 		accounts: newAccountCache(10000),
 		signups:  newReservations(),
@@ -124,16 +123,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	s.routes = s.buildRoutes()
 	s.proxy = newProxy(cfg, s.plc)
-	bgctx, cancel := context.WithCancel(context.Background())
-	s.bg, s.bgDone = cancel, make(chan struct{})
-	go func() {
-		defer close(s.bgDone)
-		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); s.seq.RunRetention(bgctx) }()
-		go func() { defer wg.Done(); s.runBlobGC(bgctx) }()
-		wg.Wait()
-	}()
 	return s, nil
 }
 
@@ -142,10 +131,19 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.seq.Shutdown(ctx)
 }
 
-// Close stops background work and closes the store. Call after the HTTP server stopped.
+// Run does the PDS's background work until ctx ends: firehose retention, blob garbage
+// collection (with the tmp and orphan sweeps) and scheduled account deletions. New
+// starts nothing; the caller owns this goroutine and waits for Run before Close.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.seq.RunRetention(ctx) })
+	wg.Go(func() { s.runBlobGC(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// Close closes the store. Call after the HTTP server stopped and Run returned.
 func (s *Server) Close() error {
-	s.bg()
-	<-s.bgDone
 	return s.store.Close()
 }
 

@@ -41,7 +41,7 @@ func (s *Server) handleSyncGetRepo(w http.ResponseWriter, r *http.Request) error
 			return xrpc.InvalidRequest("since must be a TID rev")
 		}
 	}
-	v, _, err := s.writer.view(r.Context(), acct.DID, "")
+	v, _, err := s.repos.view(r.Context(), acct.DID, "")
 	if errors.Is(err, store.ErrNotFound) {
 		return xrpc.Errorf(http.StatusBadRequest, "RepoNotFound", "could not find repo for DID: %s", acct.DID)
 	} else if err != nil {
@@ -105,7 +105,7 @@ func (s *Server) handleSyncGetRecord(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	path := coll.String() + "/" + rkey.String()
-	v, found, err := s.writer.view(r.Context(), acct.DID, path)
+	v, found, err := s.repos.view(r.Context(), acct.DID, path)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (s *Server) handleSyncGetBlocks(w http.ResponseWriter, r *http.Request) err
 				sn.Close()
 			}
 			if !ok {
-				data, ok, err = s.writer.node(ctx, acct.DID, c)
+				data, ok, err = s.repos.node(ctx, acct.DID, c)
 				if err != nil {
 					return err
 				}

@@ -218,6 +218,7 @@ func runServe(cctx *cli.Context) error {
 		return err
 	}
 	rt.closeLast("pds", srv.Close)
+	rt.work("pds background (retention, blob GC, scheduled deletions)", srv.Run)
 	ln, err := net.Listen("tcp", sc.listen)
 	if err != nil {
 		return fmt.Errorf("--listen (HEARTH_LISTEN) %s: %w", sc.listen, err)

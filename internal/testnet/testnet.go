@@ -36,6 +36,9 @@ type Net struct {
 	// Client talks to the PDS.
 	Client *Client
 	log    *slog.Logger
+	// stopRun ends the PDS's Run; runDone is closed when it returned.
+	stopRun context.CancelFunc
+	runDone chan struct{}
 }
 
 // Quiet is a logger that discards everything (tests that want logs pass their own).
@@ -73,7 +76,11 @@ func Start(t testing.TB, mutate ...func(*pds.Config)) *Net {
 	}
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
-	n := &Net{PLC: dir, PLCServer: plc, PDS: srv, PDSServer: ts, Config: cfg, log: log,
+	// The PDS's background work runs as under serve, stopped before the store closes.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); srv.Run(runCtx) }()
+	n := &Net{stopRun: stopRun, runDone: runDone, PLC: dir, PLCServer: plc, PDS: srv, PDSServer: ts, Config: cfg, log: log,
 		Client: NewClient(ts.URL, AdminPassword)}
 	// Cleanups run last-registered first: a feed generator started later stops before
 	// the PDS it reads.
@@ -89,6 +96,8 @@ func (n *Net) close() {
 	defer cancel()
 	n.PDS.Shutdown(ctx) // firehose close frames before the listener goes
 	n.PDSServer.Close()
+	n.stopRun()
+	<-n.runDone
 	n.PDS.Close()
 	n.PLCServer.Close()
 	n.PLC.Close()

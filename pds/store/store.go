@@ -1,9 +1,10 @@
 // Package store is the PDS's SQLite storage and the only PDS package that writes SQL.
 //
 // Writes go through one goroutine that group-commits: concurrent callers' write
-// functions run inside one BEGIN IMMEDIATE transaction, each under its own SAVEPOINT so
-// that one failing job rolls back alone, and the batch is made durable with a single
-// COMMIT (one WAL fsync at synchronous=FULL). A caller's Write returns only after that
+// functions run in order inside one BEGIN IMMEDIATE transaction and the batch is made
+// durable with a single COMMIT (one WAL fsync at synchronous=FULL). There are no
+// savepoints: when one job fails, the batch is rolled back and redone without it (see
+// runBatch). A caller's Write returns only after that
 // COMMIT, so an acknowledged write is durable. Firehose events are appended in the same
 // transaction as the repo change they announce; their seq is assigned here, by the one
 // writer, so the stored frame can carry its own seq.

@@ -20,13 +20,13 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// writer is the commit pipeline: per-account lock -> repo.Apply -> one group-committed
-// store transaction (records, head and commit block, #commit event). The MST is not
+// repos holds each account's repository state and is the commit pipeline: per-account
+// lock -> repo.Apply -> one group-committed store transaction (records, head and commit block, #commit event). The MST is not
 // stored: it is rebuilt from the records on first use (its root checked against the
 // signed head) and kept in an LRU cache bounded by accounts and by total records. A
 // cached tree is dropped on any error, since a failed Apply or store write may leave it
 // half-mutated.
-type writer struct {
+type repos struct {
 	store *store.Store
 	log   *slog.Logger
 	// lex gives the lexicon constraints of blob fields (see blobref.go).
@@ -47,17 +47,17 @@ type repoState struct {
 	tree *mst.Tree
 	key  atcrypto.PrivateKey
 	size int // records in tree; guarded by mu
-	// guarded by writer.mu:
+	// guarded by repos.mu:
 	busy    int // holders + waiters
-	counted int // size as last added to writer.keys
+	counted int // size as last added to repos.keys
 }
 
-func newWriter(st *store.Store, log *slog.Logger, maxCached, maxKeys int) *writer {
-	return &writer{store: st, log: log, lex: lexicons.NewCatalog(), states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
+func newRepos(st *store.Store, log *slog.Logger, lex *lexicons.Catalog, maxCached, maxKeys int) *repos {
+	return &repos{store: st, log: log, lex: lex, states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
 }
 
 // acquire returns the locked state for did.
-func (w *writer) acquire(did string) *repoState {
+func (w *repos) acquire(did string) *repoState {
 	w.mu.Lock()
 	el, ok := w.states[did]
 	if !ok {
@@ -75,7 +75,7 @@ func (w *writer) acquire(did string) *repoState {
 }
 
 // evictLocked drops idle states, oldest first, while over either cap.
-func (w *writer) evictLocked() {
+func (w *repos) evictLocked() {
 	for e := w.lru.Back(); e != nil && (w.lru.Len() > w.max || w.keys > w.maxKeys); {
 		prev := e.Prev()
 		if s := e.Value.(*repoState); s.busy == 0 {
@@ -87,7 +87,7 @@ func (w *writer) evictLocked() {
 	}
 }
 
-func (w *writer) release(st *repoState) {
+func (w *repos) release(st *repoState) {
 	size := st.size
 	if st.tree == nil {
 		size = 0
@@ -104,14 +104,14 @@ func (w *writer) release(st *repoState) {
 }
 
 // forget drops cached state for did (after takedown, deletion or import).
-func (w *writer) forget(did string) {
+func (w *repos) forget(did string) {
 	st := w.acquire(did)
 	st.tree, st.key, st.head = nil, nil, repo.Head{}
 	w.release(st)
 }
 
 // load fills the state's head, key and tree from the store if they are not cached.
-func (w *writer) load(ctx context.Context, st *repoState) error {
+func (w *repos) load(ctx context.Context, st *repoState) error {
 	if st.key == nil {
 		acct, err := w.store.AccountByDID(ctx, st.did)
 		if err != nil {
@@ -198,7 +198,7 @@ func putBlobRefs(tx *store.Tx, did, rev string, writes []repo.Write, refs map[st
 }
 
 // blobUses finds the blobs of the request's records and their fields' constraints.
-func (w *writer) blobUses(req commitRequest) (map[string][]blobUse, error) {
+func (w *repos) blobUses(req commitRequest) (map[string][]blobUse, error) {
 	if len(req.Blobs) == 0 {
 		return nil, nil
 	}
@@ -218,7 +218,7 @@ type commitResult struct {
 }
 
 // commit applies writes to did's repository and returns once the commit is durable.
-func (w *writer) commit(ctx context.Context, did syntax.DID, req commitRequest) (*commitResult, error) {
+func (w *repos) commit(ctx context.Context, did syntax.DID, req commitRequest) (*commitResult, error) {
 	// Decoding records and walking schemas needs no lock: done before taking the account's.
 	uses, err := w.blobUses(req)
 	if err != nil {
@@ -310,7 +310,7 @@ type repoView struct {
 
 // view takes a consistent view of did's repository; with proofKey set, only the nodes on
 // that key's path (and found reports the key's presence), otherwise every node.
-func (w *writer) view(ctx context.Context, did string, proofKey string) (v *repoView, found bool, err error) {
+func (w *repos) view(ctx context.Context, did string, proofKey string) (v *repoView, found bool, err error) {
 	st := w.acquire(did)
 	defer w.release(st)
 	if err := w.load(ctx, st); err != nil {
@@ -322,7 +322,7 @@ func (w *writer) view(ctx context.Context, did string, proofKey string) (v *repo
 	}
 	if sn.Head != st.head {
 		// Cannot happen while we hold the account's lock, unless the store was changed
-		// behind the writer's back: drop the cache rather than serve a mismatch.
+		// behind our back: drop the cache rather than serve a mismatch.
 		sn.Close()
 		st.tree = nil
 		return nil, false, fmt.Errorf("repo %s: cached head %s differs from stored %s", did, st.head.Commit, sn.Head.Commit)
@@ -341,7 +341,7 @@ func (w *writer) view(ctx context.Context, did string, proofKey string) (v *repo
 }
 
 // node returns an MST node of did's current tree by CID.
-func (w *writer) node(ctx context.Context, did string, c cid.Cid) ([]byte, bool, error) {
+func (w *repos) node(ctx context.Context, did string, c cid.Cid) ([]byte, bool, error) {
 	st := w.acquire(did)
 	defer w.release(st)
 	if err := w.load(ctx, st); err != nil {

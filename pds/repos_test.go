@@ -11,6 +11,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/atdata"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/store"
 	"github.com/hearth-social/hearth/repo"
 	"github.com/stretchr/testify/require"
@@ -25,7 +26,7 @@ func TestWriterCacheBounds(t *testing.T) {
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "pds.sqlite"), log, store.Options{})
 	require.NoError(t, err)
 	defer st.Close()
-	w := newWriter(st, log, 2, 25)
+	w := newRepos(st, log, lexicons.NewCatalog(), 2, 25)
 
 	var dids []syntax.DID
 	for i := 0; i < 4; i++ {
