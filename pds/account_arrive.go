@@ -178,16 +178,16 @@ func (s *Server) handleCheckAccountStatus(w http.ResponseWriter, r *http.Request
 	if raw, err := s.store.Preferences(ctx, c.DID); err == nil && len(raw) > 0 {
 		_ = json.Unmarshal(raw, &prefs)
 	}
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"activated":          acct.Status == store.StatusActive,
-		"validDid":           valid,
-		"repoCommit":         head.Commit.String(),
-		"repoRev":            head.Rev,
-		"repoBlocks":         blocks,
-		"indexedRecords":     counts.Records,
-		"privateStateValues": len(prefs),
-		"expectedBlobs":      counts.ExpectedBlobs,
-		"importedBlobs":      counts.ImportedBlobs,
+	xrpc.WriteJSON(w, http.StatusOK, comatproto.ServerCheckAccountStatus_Output{
+		Activated:          acct.Status == store.StatusActive,
+		ValidDid:           valid,
+		RepoCommit:         head.Commit.String(),
+		RepoRev:            head.Rev,
+		RepoBlocks:         blocks,
+		IndexedRecords:     counts.Records,
+		PrivateStateValues: int64(len(prefs)),
+		ExpectedBlobs:      counts.ExpectedBlobs,
+		ImportedBlobs:      counts.ImportedBlobs,
 	})
 	return nil
 }

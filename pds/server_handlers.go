@@ -3,6 +3,7 @@ package pds
 import (
 	"context"
 	"errors"
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"net/http"
 	"strings"
 	"time"
@@ -168,20 +169,25 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Server) sessionOutput(acct *store.Account, pair *auth.Pair) map[string]any {
-	out := map[string]any{
-		"did":        acct.DID,
-		"handle":     acct.Handle,
-		"accessJwt":  pair.Access,
-		"refreshJwt": pair.Refresh,
-		"active":     acct.Active(),
+func (s *Server) sessionOutput(acct *store.Account, pair *auth.Pair) *comatproto.ServerCreateSession_Output {
+	v := sessionView(acct)
+	return &comatproto.ServerCreateSession_Output{
+		Did: v.Did, Handle: v.Handle, Active: v.Active, Status: v.Status, Email: v.Email, EmailConfirmed: v.EmailConfirmed,
+		AccessJwt: pair.Access, RefreshJwt: pair.Refresh,
 	}
+}
+
+// sessionView is what every session answer says of the account.
+func sessionView(acct *store.Account) *comatproto.ServerGetSession_Output {
+	active := acct.Active()
+	out := &comatproto.ServerGetSession_Output{Did: acct.DID, Handle: acct.Handle, Active: &active}
 	if acct.Email != "" {
-		out["email"] = acct.Email
-		out["emailConfirmed"] = false
+		email, confirmed := acct.Email, false
+		out.Email, out.EmailConfirmed = &email, &confirmed
 	}
-	if !acct.Active() {
-		out["status"] = acct.Status
+	if !active {
+		st := acct.Status
+		out.Status = &st
 	}
 	return out
 }
@@ -245,16 +251,10 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	} else if err != nil {
 		return err
 	}
-	out := map[string]any{"did": acct.DID, "handle": acct.Handle, "active": acct.Active()}
-	if acct.Email != "" {
-		out["email"] = acct.Email
-		out["emailConfirmed"] = false
-	}
-	if !acct.Active() {
-		out["status"] = acct.Status
-	}
+	out := sessionView(acct)
 	if doc, err := s.plc.Resolve(r.Context(), syntax.DID(acct.DID)); err == nil {
-		out["didDoc"] = doc
+		var d any = doc
+		out.DidDoc = &d
 	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil

@@ -2,6 +2,7 @@ package pds
 
 import (
 	"errors"
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"net/http"
 	"strings"
 
@@ -235,14 +236,12 @@ func (s *Server) handleSyncGetRepoStatus(w http.ResponseWriter, r *http.Request)
 	} else if err != nil {
 		return err
 	}
-	out := map[string]any{"did": acct.DID, "active": acct.Active()}
+	out := comatproto.SyncGetRepoStatus_Output{Did: acct.DID, Active: acct.Active()}
 	if !acct.Active() {
-		out["status"] = acct.Status
-	}
-	if acct.Active() {
-		if h, err := s.store.Head(r.Context(), acct.DID); err == nil {
-			out["rev"] = h.Rev
-		}
+		st := acct.Status
+		out.Status = &st
+	} else if h, err := s.store.Head(r.Context(), acct.DID); err == nil {
+		out.Rev = &h.Rev
 	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil
