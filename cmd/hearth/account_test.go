@@ -162,4 +162,43 @@ func TestAccountMigrate(t *testing.T) {
 	require.Equal(t, prefs, gp.JSON["preferences"])
 	// The old PDS serves nothing for the account any more.
 	testnet.RequireXRPCError(t, c.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""), 400, "RepoDeactivated")
+
+	// And back again, with a post written meanwhile: the account left behind (deactivated)
+	// is logged into and its repo replaced; nothing is lost either way.
+	later := testnet.Post("written on the second PDS")
+	_, _ = dst.Client.CreateRecord(t, &testnet.Account{DID: alice.DID, Access: tok}, "app.bsky.feed.post", later)
+	back := func() {
+		pr, pw := io.Pipe()
+		go func() {
+			defer pw.Close()
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				msgs, _ := mail.ReadOutbox(pds.OutboxPath(dst.Config.DataDir))
+				for _, m := range msgs {
+					if m.DID == alice.DID && m.Purpose == mail.PurposePLCOperation {
+						io.WriteString(pw, m.Token+"\n")
+						return
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		var out, errOut bytes.Buffer
+		app := newApp(&out, &errOut)
+		app.Reader = pr
+		err := app.RunContext(ctx, []string{"hearth", "account", "migrate", "--from", dst.URL(), "--handle", alice.DID, "--password", alice.Password,
+			"--pds", src.URL(), "--new-handle", "alice.test"})
+		require.NoError(t, err, errOut.String())
+	}
+	back()
+	home := c.Post(t, "com.atproto.server.createSession", map[string]any{"identifier": alice.DID, "password": alice.Password}, "")
+	testnet.RequireOK(t, home)
+	st = c.Get(t, "com.atproto.server.checkAccountStatus", nil, home.Str("accessJwt"))
+	testnet.RequireOK(t, st)
+	require.Equal(t, true, st.JSON["activated"])
+	require.Equal(t, true, st.JSON["validDid"])
+	require.EqualValues(t, 2, st.JSON["indexedRecords"], "both posts")
+	require.EqualValues(t, 1, st.JSON["importedBlobs"])
+	testnet.RequireOK(t, c.Get(t, "com.atproto.sync.getBlob", url.Values{"did": {alice.DID}, "cid": {link}}, ""))
+	testnet.RequireXRPCError(t, dst.Client.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""), 400, "RepoDeactivated")
 }
