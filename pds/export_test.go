@@ -13,3 +13,6 @@ func (s *Server) PasswordVerifications() int64 { return s.hasher.Verifications()
 
 // DeleteDueAccounts runs one pass of the deleteAfter sweep now (tests).
 func (s *Server) DeleteDueAccounts(ctx context.Context) (int, error) { return s.deleteDueAccounts(ctx) }
+
+// CheckMovedAway runs one pass of the moved-away check now (tests).
+func (s *Server) CheckMovedAway(ctx context.Context) (int, error) { return s.checkMovedAway(ctx) }

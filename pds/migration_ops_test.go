@@ -69,6 +69,18 @@ func TestSignPlcOperation(t *testing.T) {
 	require.NoError(t, err)
 	ident := identityOf(doc)
 	require.Equal(t, "https://new-pds.example", ident.PDSEndpoint())
+	// The account lives elsewhere now: this PDS notices and stops presenting it as
+	// active, though the user never deactivated it here.
+	requireOK(t, e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {alice.DID}}, ""))
+	n, err := e.srv.CheckMovedAway(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	st := e.get("com.atproto.sync.getRepoStatus", url.Values{"did": {alice.DID}}, "")
+	requireOK(t, st)
+	require.Equal(t, "deactivated", st.Str("status"))
+	n, err = e.srv.CheckMovedAway(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n, "checked once")
 }
 
 // Arriving: getRecommendedDidCredentials says what the document must hold, and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
@@ -79,9 +80,18 @@ func (s *Server) handleSignPlcOperation(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return xrpc.InvalidRequest("cannot sign that operation: %v", err)
 	}
-	// The token is consumed only once the operation could be signed.
+	// The token is consumed only once the operation could be signed. An operation that
+	// points the DID at another PDS marks the account, so that once the directory says so
+	// this PDS stops presenting it as active (checkMovedAway).
+	away := op.Services[plc.ServiceAtprotoPDS].Endpoint != s.cfg.PublicURL
 	if err := s.store.Write(ctx, func(tx *store.Tx) error {
-		return takeToken(tx, c.DID, mail.PurposePLCOperation, in.Token)
+		if err := takeToken(tx, c.DID, mail.PurposePLCOperation, in.Token); err != nil {
+			return err
+		}
+		if away {
+			return tx.MarkSignedAway(c.DID, tx.Now())
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -182,4 +192,40 @@ func (s *Server) handleSubmitPlcOperation(w http.ResponseWriter, r *http.Request
 	s.accounts.forget(c.DID)
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// signedAwayWindow is how long after signing a move-away operation this PDS keeps
+// checking whether the DID document was updated.
+const signedAwayWindow = 24 * time.Hour
+
+// checkMovedAway deactivates accounts whose DID document, after this PDS signed an
+// operation moving it, names another PDS: the account then lives elsewhere, so it must
+// not be presented (getRepoStatus, listRepos, the firehose) as active here, even if the
+// user never deactivated it. Marks older than signedAwayWindow are dropped.
+func (s *Server) checkMovedAway(ctx context.Context) (int, error) {
+	marks, err := s.store.SignedAway(ctx, 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for did, at := range marks {
+		here, err := s.didPointsHere(ctx, did)
+		switch {
+		case err != nil:
+			s.log.Warn("checking whether an account moved away", "did", did, "err", err)
+			continue
+		case !here:
+			s.log.Info("account moved to another PDS: deactivating it here", "did", did)
+			if err := s.setAccountStatus(ctx, did, store.StatusDeactivated); err != nil {
+				return n, err
+			}
+			n++
+		case time.Since(at) < signedAwayWindow:
+			continue
+		}
+		if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.MarkSignedAway(did, time.Time{}) }); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -239,3 +239,33 @@ func (t *Tx) StillDueForDeletion(did string) (bool, error) {
 	err := t.queryRow(`SELECT count(*) FROM accounts WHERE did = ? AND status = 'deactivated' AND delete_after_ms IS NOT NULL AND delete_after_ms <= ?`, did, t.now.UnixMilli()).Scan(&n)
 	return n > 0, err
 }
+
+// MarkSignedAway records that a PLC operation moving did elsewhere was signed now
+// (the zero time clears the mark).
+func (t *Tx) MarkSignedAway(did string, at time.Time) error {
+	var v any
+	if !at.IsZero() {
+		v = at.UnixMilli()
+	}
+	_, err := t.exec(`UPDATE accounts SET signed_away_ms = ? WHERE did = ?`, v, did)
+	return err
+}
+
+// SignedAway lists active accounts with a signed-away mark, and when it was set.
+func (s *Store) SignedAway(ctx context.Context, limit int) (map[string]time.Time, error) {
+	rows, err := s.db.Read.QueryContext(ctx, `SELECT did, signed_away_ms FROM accounts WHERE status = 'active' AND signed_away_ms IS NOT NULL LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var did string
+		var ms int64
+		if err := rows.Scan(&did, &ms); err != nil {
+			return nil, err
+		}
+		out[did] = time.UnixMilli(ms)
+	}
+	return out, rows.Err()
+}
