@@ -258,6 +258,7 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
+	s.announceActivation()
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -45,6 +45,30 @@ type Server struct {
 	// an unknown identifier so they cost what a known one does.
 	appPassKey []byte
 	dummyHash  string
+
+	// activated is closed, and replaced, each time an account activates (Activations).
+	actMu     sync.Mutex
+	activated chan struct{}
+}
+
+// Activations returns a channel closed the next time an account activates here, so the
+// crawler announcer asks relays to crawl this PDS again right away.
+func (s *Server) Activations() <-chan struct{} {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	if s.activated == nil {
+		s.activated = make(chan struct{})
+	}
+	return s.activated
+}
+
+func (s *Server) announceActivation() {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	if s.activated != nil {
+		close(s.activated)
+	}
+	s.activated = make(chan struct{})
 }
 
 // New opens the data dir and builds the server. Close releases it.

@@ -235,7 +235,7 @@ func runServe(cctx *cli.Context) error {
 	if len(sc.crawlers) > 0 {
 		pub, _ := url.Parse(sc.pds.PublicURL) // checked by Validate
 		rt.work("crawler", func(ctx context.Context) error {
-			crawler.Run(ctx, log.With("component", "crawler"), pub.Host, sc.crawlers, crawler.DefaultInterval)
+			crawler.Run(ctx, log.With("component", "crawler"), pub.Host, sc.crawlers, crawler.DefaultInterval, srv.Activations)
 			return nil
 		})
 	}

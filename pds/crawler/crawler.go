@@ -32,12 +32,18 @@ const (
 // scheme's default) to each crawler now and then every `every` (DefaultInterval when
 // not positive) until ctx is done. A failed announcement is logged and retried sooner
 // (30s, doubling, up to every); nothing is ever fatal. Run returns once ctx is done and
-// every in-flight request has stopped.
-func Run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every time.Duration) {
-	run(ctx, log, hostname, crawlers, every, retryMin, &http.Client{Timeout: RequestTimeout})
+// every in-flight request has stopped. When the channel wake returns is closed (an
+// account was activated here, e.g. at the end of a migration), every crawler is asked
+// again at once; nil wake never does.
+func Run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every time.Duration, wake func() <-chan struct{}) {
+	run(ctx, log, hostname, crawlers, every, retryMin, &http.Client{Timeout: RequestTimeout}, wake)
 }
 
-func run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every, retry time.Duration, client *http.Client) {
+func run(ctx context.Context, log *slog.Logger, hostname string, crawlers []string, every, retry time.Duration, client *http.Client, wake func() <-chan struct{}) {
+	if wake == nil {
+		never := make(chan struct{})
+		wake = func() <-chan struct{} { return never }
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -55,24 +61,29 @@ func run(ctx context.Context, log *slog.Logger, hostname string, crawlers []stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			announceLoop(ctx, log.With("crawler", base), client, base, hostname, every, retry)
+			announceLoop(ctx, log.With("crawler", base), client, base, hostname, every, retry, wake)
 		}()
 	}
 	wg.Wait()
 }
 
 // announceLoop announces to one crawler until ctx is done.
-func announceLoop(ctx context.Context, log *slog.Logger, client *http.Client, base, hostname string, every, retry time.Duration) {
+func announceLoop(ctx context.Context, log *slog.Logger, client *http.Client, base, hostname string, every, retry time.Duration, wake func() <-chan struct{}) {
 	backoff := retry
 	first := true
 	t := time.NewTimer(0)
 	defer t.Stop()
+	woken := wake()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-woken:
+			t.Stop()
 		}
+		// Taken before announcing: an activation during the request wakes the next round.
+		woken = wake()
 		wait := every
 		if err := Announce(ctx, client, base, hostname); err != nil {
 			if ctx.Err() != nil {

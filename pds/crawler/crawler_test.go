@@ -101,7 +101,7 @@ func start(t *testing.T, log *slog.Logger, crawlers []string, every, retry time.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		run(ctx, log, "pds.example.com", crawlers, every, retry, client)
+		run(ctx, log, "pds.example.com", crawlers, every, retry, client, nil)
 	}()
 	stopped := false
 	stop = func() {
@@ -179,7 +179,7 @@ func TestRunPublic(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "pds.example.com:8443", []string{relay.URL + "/"}, 0)
+		Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "pds.example.com:8443", []string{relay.URL + "/"}, 0, nil)
 	}()
 	relay.waitCalls(t, 1)
 	cancel()
@@ -226,4 +226,27 @@ func TestNormalizeURL(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// An activation wakes the crawler announcers at once, long before the next periodic
+// announcement.
+func TestRunAnnouncesOnWake(t *testing.T) {
+	r1 := newFakeRelay(t, 0)
+	var mu sync.Mutex
+	wakeCh := make(chan struct{})
+	wake := func() <-chan struct{} { mu.Lock(); defer mu.Unlock(); return wakeCh }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx, nil, "pds.example.com", []string{r1.URL}, time.Hour, time.Second, r1.Client(), wake)
+	}()
+	r1.waitCalls(t, 1)
+	mu.Lock()
+	close(wakeCh)
+	wakeCh = make(chan struct{})
+	mu.Unlock()
+	r1.waitCalls(t, 1) // the second announcement, an hour early
+	cancel()
+	<-done
 }
