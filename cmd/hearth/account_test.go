@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	indigorepo "github.com/bluesky-social/indigo/atproto/repo"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/testnet"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/mail"
@@ -102,7 +104,16 @@ func TestAccountMigrate(t *testing.T) {
 	blob := up.JSON["blob"].(map[string]any)
 	p := testnet.Post("moving soon")
 	p["embed"] = map[string]any{"$type": "app.bsky.embed.images", "images": []any{map[string]any{"alt": "x", "image": blob}}}
-	uri, _ := c.CreateRecord(t, alice, "app.bsky.feed.post", p)
+	uri, postCID := c.CreateRecord(t, alice, "app.bsky.feed.post", p)
+	// A like, a follow and a profile with an avatar, as an app would write them.
+	bob := c.CreateAccount(t, "bobby")
+	c.CreateRecord(t, alice, "app.bsky.feed.like", map[string]any{"$type": "app.bsky.feed.like", "subject": map[string]any{"uri": uri, "cid": postCID}, "createdAt": time.Now().UTC().Format(time.RFC3339)})
+	c.CreateRecord(t, alice, "app.bsky.graph.follow", map[string]any{"$type": "app.bsky.graph.follow", "subject": bob.DID, "createdAt": time.Now().UTC().Format(time.RFC3339)})
+	avatarBytes := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{3}, 200)...)
+	av := c.Do(t, "POST", "com.atproto.repo.uploadBlob", nil, avatarBytes, alice.Access)
+	testnet.RequireOK(t, av)
+	testnet.RequireOK(t, c.Post(t, "com.atproto.repo.putRecord", map[string]any{"repo": alice.DID, "collection": "app.bsky.actor.profile", "rkey": "self",
+		"record": map[string]any{"$type": "app.bsky.actor.profile", "displayName": "Alice", "avatar": av.JSON["blob"]}}, alice.Access))
 	prefs := []any{map[string]any{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": true}}
 	testnet.RequireOK(t, c.Post(t, "app.bsky.actor.putPreferences", map[string]any{"preferences": prefs}, alice.Access))
 
@@ -148,9 +159,27 @@ func TestAccountMigrate(t *testing.T) {
 	testnet.RequireOK(t, st)
 	require.Equal(t, true, st.JSON["activated"])
 	require.Equal(t, true, st.JSON["validDid"])
-	require.EqualValues(t, 1, st.JSON["indexedRecords"])
-	require.EqualValues(t, 1, st.JSON["expectedBlobs"])
-	require.EqualValues(t, 1, st.JSON["importedBlobs"])
+	require.EqualValues(t, 4, st.JSON["indexedRecords"], "post, like, follow, profile")
+	require.EqualValues(t, 2, st.JSON["expectedBlobs"], "the image and the avatar")
+	require.EqualValues(t, 2, st.JSON["importedBlobs"])
+	// The new PDS's export verifies against the moved DID document, and the directory's
+	// audit log holds the move.
+	exported := dst.Client.Do(t, "GET", "com.atproto.sync.getRepo", url.Values{"did": {alice.DID}}, nil, "")
+	testnet.RequireOK(t, exported)
+	commit, _, err := indigorepo.LoadRepoFromCAR(context.Background(), bytes.NewReader(exported.Body))
+	require.NoError(t, err)
+	ident, err := resolve.NewUncached(resolve.Config{PLCURL: src.PLCServer.URL}).LookupDID(context.Background(), syntax.DID(alice.DID))
+	require.NoError(t, err)
+	require.Equal(t, dst.URL(), ident.PDSEndpoint())
+	pub, err := ident.PublicKey()
+	require.NoError(t, err)
+	require.NoError(t, commit.VerifySignature(pub))
+	res, err := http.Get(src.PLCServer.URL + "/" + alice.DID + "/log/audit")
+	require.NoError(t, err)
+	var log []map[string]any
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&log))
+	res.Body.Close()
+	require.Len(t, log, 2, "genesis and the move")
 	rkey := uri[strings.LastIndex(uri, "/")+1:]
 	testnet.RequireOK(t, dst.Client.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""))
 	link := blob["ref"].(map[string]any)["$link"].(string)
@@ -197,8 +226,8 @@ func TestAccountMigrate(t *testing.T) {
 	testnet.RequireOK(t, st)
 	require.Equal(t, true, st.JSON["activated"])
 	require.Equal(t, true, st.JSON["validDid"])
-	require.EqualValues(t, 2, st.JSON["indexedRecords"], "both posts")
-	require.EqualValues(t, 1, st.JSON["importedBlobs"])
+	require.EqualValues(t, 5, st.JSON["indexedRecords"], "both posts, the like, the follow, the profile")
+	require.EqualValues(t, 2, st.JSON["importedBlobs"])
 	testnet.RequireOK(t, c.Get(t, "com.atproto.sync.getBlob", url.Values{"did": {alice.DID}, "cid": {link}}, ""))
 	testnet.RequireXRPCError(t, dst.Client.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""), 400, "RepoDeactivated")
 }
