@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -88,7 +90,7 @@ func runAccountMigrate(cctx *cli.Context) error {
 	m.log("repo imported (%d bytes)", len(car))
 
 	// 4. Blobs the imported records reference and this PDS lacks.
-	if err := m.copyBlobs(ctx); err != nil {
+	if err := m.copyBlobs(ctx, progressTo(cctx.App.ErrWriter)); err != nil {
 		return err
 	}
 
@@ -192,9 +194,46 @@ func (m *migration) createOrLogin(ctx context.Context, cctx *cli.Context, passwo
 	return nil
 }
 
-// copyBlobs copies, page by page, the blobs the new PDS lists as missing, with a
-// progress line per hundred.
-func (m *migration) copyBlobs(ctx context.Context) error {
+// progressTo returns how blob progress is shown: a bar redrawn in place on a terminal,
+// a line per hundred blobs otherwise (logs, pipes).
+func progressTo(w io.Writer) func(done, total int) {
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return func(done, total int) {
+				const width = 30
+				fill := width
+				if total > 0 {
+					fill = min(width, done*width/total)
+				}
+				fmt.Fprintf(w, "\rblobs [%s%s] %d/%d", strings.Repeat("#", fill), strings.Repeat(".", width-fill), done, total)
+				if done >= total {
+					fmt.Fprintln(w)
+				}
+			}
+		}
+	}
+	return func(done, total int) {
+		if done%100 == 0 || done == total {
+			fmt.Fprintf(w, "%d/%d blobs copied\n", done, total)
+		}
+	}
+}
+
+// copyBlobs copies, page by page, the blobs the new PDS lists as missing, reporting
+// progress against the count checkAccountStatus expects.
+func (m *migration) copyBlobs(ctx context.Context, progress func(done, total int)) error {
+	var st struct {
+		ExpectedBlobs int `json:"expectedBlobs"`
+		ImportedBlobs int `json:"importedBlobs"`
+	}
+	if err := m.to.Query(ctx, "com.atproto.server.checkAccountStatus", m.tok, nil, &st); err != nil {
+		return fmt.Errorf("checking the account on the new PDS: %w", err)
+	}
+	total := st.ExpectedBlobs - st.ImportedBlobs
+	if total == 0 {
+		m.log("no blobs to copy")
+		return nil
+	}
 	copied := 0
 	tried := map[string]bool{}
 	for {
@@ -224,14 +263,11 @@ func (m *migration) copyBlobs(ctx context.Context) error {
 				return fmt.Errorf("uploading blob %s: %w", b.CID, err)
 			}
 			copied++
-			if copied%100 == 0 {
-				m.log("%d blobs copied", copied)
-			}
+			progress(copied, max(total, copied))
 		}
 		if fresh == 0 {
 			return fmt.Errorf("%d blobs are still missing after copying them (the current PDS served other bytes?), e.g. %s", len(page.Blobs), page.Blobs[0].CID)
 		}
 	}
-	m.log("%d blobs copied", copied)
 	return nil
 }
