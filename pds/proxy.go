@@ -110,16 +110,44 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		}
 	}
 
-	aud, endpoint, client := s.cfg.AppViewDID, s.cfg.AppViewURL, s.proxy.trusted
+	up := upstream{aud: s.cfg.AppViewDID, endpoint: s.cfg.AppViewURL, client: s.proxy.trusted}
 	if header != "" {
-		if endpoint, err = s.proxy.resolveService(r.Context(), svcDID, svcID); err != nil {
+		if up.endpoint, err = s.proxy.resolveService(r.Context(), svcDID, svcID); err != nil {
 			return err
 		}
-		aud, client = svcDID.String(), s.proxy.guarded
+		up.aud, up.client = svcDID.String(), s.proxy.guarded
 	}
+	// aud is the bare service DID, not "did#service_id": the reference PDS still sends
+	// the bare DID ("phase 1" of the aud change) and services accept that form.
+	return s.forward(w, r, nsid, up, c, up.aud, nsid, nil)
+}
 
-	var body io.Reader
-	if r.Method == http.MethodPost {
+// upstream is where a forwarded call goes: the service's DID, its endpoint and the
+// client that reaches it (guarded unless it is the operator's own AppView).
+type upstream struct {
+	aud, endpoint string
+	client        *http.Client
+}
+
+// appView is the operator's default AppView, or nil when none is configured.
+func (s *Server) appView() *upstream {
+	if s.cfg.AppViewURL == "" {
+		return nil
+	}
+	return &upstream{aud: s.cfg.AppViewDID, endpoint: s.cfg.AppViewURL, client: s.proxy.trusted}
+}
+
+// forward sends the request on to up and streams the answer back unchanged (status,
+// body and the headers apps rely on). For a caller, it attaches a service-auth token
+// {iss: caller, aud: tokenAud, lxm}; tokenAud differs from up.aud when the upstream
+// passes the token on (getFeed: the AppView hands it to the feed generator). body, when
+// non-nil, replaces the request's own body (a handler that already read it).
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSID, up upstream, c *caller, tokenAud string, lxm syntax.NSID, body []byte) error {
+	var rd io.Reader
+	switch {
+	case body != nil:
+		rd = bytes.NewReader(body)
+	case r.Method == http.MethodPost:
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			return xrpc.Errorf(http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
 		}
@@ -131,29 +159,29 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 			}
 			return xrpc.InvalidRequest("reading request body: %v", err)
 		}
-		body = bytes.NewReader(b)
+		rd = bytes.NewReader(b)
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), proxyTotalTimeout)
 	defer cancel()
-	u := endpoint + "/xrpc/" + nsid.String()
+	u := up.endpoint + "/xrpc/" + nsid.String()
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, u, body)
+	out, err := http.NewRequestWithContext(ctx, r.Method, u, rd)
 	if err != nil {
-		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "invalid service endpoint %q", endpoint)
+		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "invalid service endpoint %q", up.endpoint)
 	}
 	for _, h := range proxyRequestHeaders {
 		if v := r.Header.Values(h); len(v) > 0 {
 			out.Header[h] = v
 		}
 	}
-	if body != nil {
+	if rd != nil {
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			out.Header.Set("Content-Type", ct)
 		}
-		if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		if ce := r.Header.Get("Content-Encoding"); ce != "" && body == nil {
 			out.Header.Set("Content-Encoding", ce)
 		}
 	}
@@ -165,16 +193,14 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		out.Header.Set("Accept-Encoding", "identity")
 	}
 	if c != nil {
-		// aud is the bare service DID, not "did#service_id": the reference PDS still sends
-		// the bare DID ("phase 1" of the aud change) and services accept that form.
-		tok, err := s.serviceAuthToken(ctx, c.DID, aud, &nsid, defaultServiceAuthTTL)
+		tok, err := s.serviceAuthToken(ctx, c.DID, tokenAud, &lxm, defaultServiceAuthTTL)
 		if err != nil {
 			return err
 		}
 		out.Header.Set("Authorization", "Bearer "+tok)
 	}
 
-	res, err := client.Do(out)
+	res, err := up.client.Do(out)
 	if err != nil {
 		msg := "upstream service unreachable"
 		switch {

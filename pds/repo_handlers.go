@@ -266,6 +266,11 @@ func (s *Server) handleGetRecord(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	acct, err := s.readableRepo(ctx, q.Get("repo"))
+	if isRepoNotFound(err) {
+		if ok, ferr := s.forwardForeignRepo(w, r, "com.atproto.repo.getRecord"); ok {
+			return ferr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -315,6 +320,11 @@ func (s *Server) handleListRecords(w http.ResponseWriter, r *http.Request) error
 	ctx := r.Context()
 	q := r.URL.Query()
 	acct, err := s.readableRepo(ctx, q.Get("repo"))
+	if isRepoNotFound(err) {
+		if ok, ferr := s.forwardForeignRepo(w, r, "com.atproto.repo.listRecords"); ok {
+			return ferr
+		}
+	}
 	if err != nil {
 		return err
 	}

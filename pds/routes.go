@@ -92,9 +92,13 @@ func (s *Server) buildRoutes() map[string]route {
 		// getServiceAuth (aud this PDS, lxm uploadBlob).
 		// Deactivated accounts may upload: an arriving account copies its blobs before it
 		// activates (as the reference PDS allows).
-		"com.atproto.repo.uploadBlob":       withServiceAuth(post(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
-		"com.atproto.repo.importRepo":       post(authUser, s.handleImportRepo),
-		"com.atproto.repo.listMissingBlobs": get(authUser, s.handleListMissingBlobs),
+		"com.atproto.repo.uploadBlob": withServiceAuth(post(authUser, s.handleUploadBlob), "com.atproto.repo.uploadBlob"),
+		// Bluesky app methods served by calling another service as the reference does.
+		"app.bsky.feed.getFeed":                get(authUser, s.handleGetFeed),
+		"app.bsky.notification.registerPush":   post(authUser, s.handlePushRegistration("app.bsky.notification.registerPush")),
+		"app.bsky.notification.unregisterPush": post(authUser, s.handlePushRegistration("app.bsky.notification.unregisterPush")),
+		"com.atproto.repo.importRepo":          post(authUser, s.handleImportRepo),
+		"com.atproto.repo.listMissingBlobs":    get(authUser, s.handleListMissingBlobs),
 		// com.atproto.sync
 		"com.atproto.sync.getRepo":         get(authNone, s.handleSyncGetRepo),
 		"com.atproto.sync.getLatestCommit": get(authNone, s.handleSyncGetLatestCommit),
