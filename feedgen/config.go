@@ -22,6 +22,12 @@ type Config struct {
 	// PublisherDID is the account whose app.bsky.feed.generator records name the feeds
 	// (feed URIs are at://PUBLISHER/app.bsky.feed.generator/NAME); default the service DID.
 	PublisherDID string
+	// Publishers are further accounts whose app.bsky.feed.generator records naming this
+	// service's DID make a feed live as soon as the record is on the firehose (no restart).
+	Publishers []string
+	// FirehosePublishers allows every account on the firehose to publish so (set by
+	// `hearth serve`, whose firehose is its own PDS: those accounts are local).
+	FirehosePublishers bool
 	// IndexPath is the SQLite file of the index.
 	IndexPath string
 	// Ingest configures the firehose client (FirehoseURL is required).

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -204,7 +205,10 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 		}
 		limit = min(max(n, 1), maxLimit)
 	}
-	algo, ok := s.lookupFeed(feed)
+	algo, ok, err := s.lookupFeed(r.Context(), feed)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return xrpc.Errorf(http.StatusBadRequest, "UnknownFeed", "unknown feed %s", feedParam)
 	}
@@ -232,12 +236,27 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 	return nil
 }
 
-// lookupFeed maps at://PUBLISHER/app.bsky.feed.generator/NAME to its algorithm.
-func (s *Service) lookupFeed(feed syntax.ATURI) (rank.Algorithm, bool) {
-	if feed.Authority().String() != s.cfg.PublisherDID || feed.Collection() != "app.bsky.feed.generator" {
-		return nil, false
+// lookupFeed maps at://PUBLISHER/app.bsky.feed.generator/NAME to its algorithm: for
+// the configured publisher by name; for any other allowed publisher when its generator
+// record, as indexed from the firehose, names this service.
+func (s *Service) lookupFeed(ctx context.Context, feed syntax.ATURI) (rank.Algorithm, bool, error) {
+	if feed.Collection() != "app.bsky.feed.generator" {
+		return nil, false, nil
 	}
-	return s.feeds.Get(feed.RecordKey().String())
+	if feed.Authority().String() == s.cfg.PublisherDID {
+		algo, ok := s.feeds.Get(feed.RecordKey().String())
+		return algo, ok, nil
+	}
+	rec, ok, err := s.idx.FeedGenerator(ctx, feed.String(), s.cfg.ServiceDID())
+	if err != nil || !ok || !s.publisherAllowed(rec.Publisher) {
+		return nil, false, err
+	}
+	algo, ok := s.feeds.Get(rec.Name)
+	return algo, ok, nil
+}
+
+func (s *Service) publisherAllowed(did string) bool {
+	return s.cfg.FirehosePublishers || slices.Contains(s.cfg.Publishers, did)
 }
 
 type describeFeed struct {
@@ -253,6 +272,15 @@ func (s *Service) handleDescribe(w http.ResponseWriter, r *http.Request) error {
 	out := describeOutput{DID: s.cfg.ServiceDID(), Feeds: []describeFeed{}}
 	for _, u := range s.FeedURIs() {
 		out.Feeds = append(out.Feeds, describeFeed{URI: u})
+	}
+	published, err := s.idx.FeedGenerators(r.Context(), s.cfg.ServiceDID())
+	if err != nil {
+		return err
+	}
+	for _, f := range published {
+		if _, known := s.feeds.Get(f.Name); known && f.Publisher != s.cfg.PublisherDID && s.publisherAllowed(f.Publisher) {
+			out.Feeds = append(out.Feeds, describeFeed{URI: f.URI})
+		}
 	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil

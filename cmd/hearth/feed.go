@@ -31,6 +31,10 @@ func feedHostnameFlag() cli.Flag {
 	return &cli.StringFlag{Name: "feed-hostname", Value: "localhost", Usage: "public host name of the feed generator (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_FEED_HOSTNAME"}}
 }
 
+func feedPublishersFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "feed-publishers", Usage: "further accounts (DIDs) whose app.bsky.feed.generator records naming this feed generator make a feed live without a restart (under serve, every account of this PDS already may)", EnvVars: []string{"HEARTH_FEED_PUBLISHERS"}}
+}
+
 func feedAllowPrivateFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents (did:web hosts, PDS endpoints blobs are fetched from) point at loopback and private addresses (development only; the PDS inside `serve` is always reached directly)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}}
 }
@@ -65,6 +69,7 @@ func feedCommand() *cli.Command {
 					feedPublisherFlag(),
 					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
 					feedAllowPrivateFlag(),
+					feedPublishersFlag(),
 					&cli.Float64Flag{Name: "feed-ai-share", Value: rank.DefaultParams().AIShare, Usage: "share of AI posts in the balanced and following-mix feeds (0..1)", EnvVars: []string{"HEARTH_FEED_AI_SHARE"}},
 					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
 				},
@@ -175,6 +180,7 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg := feedgen.DefaultConfig()
 	cfg.Hostname = cctx.String("feed-hostname")
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
+	cfg.Publishers = cctx.StringSlice("feed-publishers")
 	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
 	cfg.PLCURL = pc.PLCURL
 	// The co-hosted PDS is reached directly on its listener; any other private address
@@ -183,6 +189,8 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg.LocalPDS = map[string]string{strings.TrimRight(pc.PublicURL, "/"): local}
 	cfg.Ingest.FirehoseURL = cctx.String("feed-firehose")
 	if cfg.Ingest.FirehoseURL == "" {
+		// The firehose is this PDS's own: its accounts may publish feeds here.
+		cfg.FirehosePublishers = true
 		cfg.Ingest.FirehoseURL = "ws://" + net.JoinHostPort(host, port) + "/xrpc/com.atproto.sync.subscribeRepos"
 		cfg.Ingest.BackfillURL = local // an index started after the PDS catches up with it
 	}
@@ -212,6 +220,7 @@ func runFeedServe(cctx *cli.Context) error {
 	cfg.Hostname = cctx.String("feed-hostname")
 	cfg.PublicURL = cctx.String("feed-public-url")
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
+	cfg.Publishers = cctx.StringSlice("feed-publishers")
 	cfg.IndexPath = filepath.Join(dataDir, "feedgen.sqlite")
 	cfg.PLCURL = strings.TrimRight(cctx.String("feed-plc-url"), "/")
 	cfg.AllowPrivate = cctx.Bool("feed-allow-private")
@@ -281,6 +290,6 @@ func runFeedPublish(cctx *cli.Context) error {
 	}
 	out := cctx.App.Writer
 	fmt.Fprintf(out, "published %s (cid %s)\n", uri, cid)
-	fmt.Fprintf(out, "serve it with --feed-publisher-did %s and a feed generator reachable as %s\n", session.DID, serviceDID)
+	fmt.Fprintf(out, "it is live on a Hearth feed generator reachable as %[2]s that reads %[1]s's PDS (or lists it in --feed-publishers)\n", session.DID, serviceDID)
 	return nil
 }

@@ -61,6 +61,12 @@ func skeletonPosts(t *testing.T, feedBase, feedURI string) []string {
 	res, err := http.Get(feedBase + "/xrpc/app.bsky.feed.getFeedSkeleton?" + url.Values{"feed": {feedURI}}.Encode())
 	require.NoError(t, err)
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusBadRequest {
+		var e struct{ Error string }
+		json.NewDecoder(res.Body).Decode(&e)
+		require.Equal(t, "UnknownFeed", e.Error)
+		return nil // not (yet) a feed this generator serves
+	}
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	var out struct {
 		Feed []struct{ Post string } `json:"feed"`
@@ -159,6 +165,23 @@ func TestServeRunsFeedgen(t *testing.T) {
 	require.Equal(t, uri, got.URI)
 	require.Equal(t, feedDID, got.Value["did"])
 	require.Equal(t, "Recent posts", got.Value["displayName"])
+	// The record alone makes alice's feed live on the running feed generator (it reads
+	// this PDS's firehose), with no restart; describeFeedGenerator lists it.
+	waitForPost(t, feedBase, uri, post)
+	dres, err := http.Get(feedBase + "/xrpc/app.bsky.feed.describeFeedGenerator")
+	require.NoError(t, err)
+	var desc struct {
+		Feeds []struct {
+			URI string `json:"uri"`
+		} `json:"feeds"`
+	}
+	require.NoError(t, json.NewDecoder(dres.Body).Decode(&desc))
+	dres.Body.Close()
+	var listed []string
+	for _, f := range desc.Feeds {
+		listed = append(listed, f.URI)
+	}
+	require.Contains(t, listed, uri)
 
 	// A wrong password is reported, not ignored.
 	err = newApp(&pub, &pub).RunContext(pctx, []string{"hearth", "feed", "publish", "--pds", base, "--handle", "alice.test", "--password", "nope",

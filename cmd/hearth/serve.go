@@ -52,7 +52,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
-			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
+			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
 		}, rateLimitFlags()...),
 		Action: runServe,
 	}

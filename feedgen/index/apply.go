@@ -199,6 +199,19 @@ func (t *txn) op(did string, hidden bool, op *Op) error {
 			ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, subject = excluded.subject, created_at = excluded.created_at`,
 			uri, op.CID, did, f.Subject, t.createdAt(f.CreatedAt), t.now)
 		return err
+	case CollectionFeedGen:
+		if op.Action == ActionDelete {
+			_, err := t.exec(`DELETE FROM feed_generators WHERE uri = ?`, uri)
+			return err
+		}
+		g, ok := op.Record.(*FeedGenerator)
+		if !ok {
+			return fmt.Errorf("record is %T, want *FeedGenerator", op.Record)
+		}
+		_, err := t.exec(`INSERT INTO feed_generators (uri, publisher, rkey, service_did, indexed_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (uri) DO UPDATE SET service_did = excluded.service_did, indexed_at = excluded.indexed_at`,
+			uri, did, op.RKey, g.ServiceDID, t.now)
+		return err
 	case CollectionProfile:
 		if op.RKey != "self" {
 			return nil
@@ -381,6 +394,7 @@ func (t *txn) dropAccount(did string) error {
 			WHERE uri IN (SELECT reply_parent FROM posts WHERE uri >= ?1 AND uri < ?2 AND reply_parent IS NOT NULL) AND NOT (uri >= ?1 AND uri < ?2)`,
 		`DELETE FROM posts WHERE uri >= ?1 AND uri < ?2`,
 		`DELETE FROM follows WHERE uri >= ?1 AND uri < ?2`,
+		`DELETE FROM feed_generators WHERE uri >= ?1 AND uri < ?2`,
 	} {
 		if _, err := t.exec(q, lo, hi); err != nil {
 			return err

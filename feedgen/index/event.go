@@ -16,6 +16,7 @@ const (
 	CollectionRepost  = "app.bsky.feed.repost"
 	CollectionFollow  = "app.bsky.graph.follow"
 	CollectionProfile = "app.bsky.actor.profile"
+	CollectionFeedGen = "app.bsky.feed.generator"
 )
 
 // Account statuses (#account status values, plus "active").
@@ -51,7 +52,8 @@ type Commit struct {
 	Snapshot bool
 }
 
-// Op is one record operation. Record is *Post, *Like, *Repost, *Follow or *Profile for
+// Op is one record operation. Record is *Post, *Like, *Repost, *Follow, *Profile or
+// *FeedGenerator for
 // creates and updates, nil for deletes.
 type Op struct {
 	Action     Action
@@ -106,6 +108,11 @@ type Profile struct {
 	Description string
 	Avatar      string
 	Labels      []string
+}
+
+// FeedGenerator is an app.bsky.feed.generator record: the service DID it names.
+type FeedGenerator struct {
+	ServiceDID string
 }
 
 // Account is an #account event: Active false with Status takendown, suspended or

@@ -15,7 +15,7 @@ import (
 // Wanted reports whether the index keeps records of a collection.
 func Wanted(collection string) bool {
 	switch collection {
-	case index.CollectionPost, index.CollectionLike, index.CollectionRepost, index.CollectionFollow, index.CollectionProfile:
+	case index.CollectionPost, index.CollectionLike, index.CollectionRepost, index.CollectionFollow, index.CollectionProfile, index.CollectionFeedGen:
 		return true
 	}
 	return false
@@ -61,6 +61,15 @@ func DecodeRecord(collection string, data []byte) (any, error) {
 			return nil, fmt.Errorf("%w: %s: subject: %w", ErrBadRecord, collection, err)
 		}
 		return &index.Follow{Subject: rec.Subject, CreatedAt: datetime(rec.CreatedAt)}, nil
+	case index.CollectionFeedGen:
+		var rec bsky.FeedGenerator
+		if err := rec.UnmarshalCBOR(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadRecord, collection, err)
+		}
+		if _, err := syntax.ParseDID(rec.Did); err != nil {
+			return nil, fmt.Errorf("%w: %s: did: %w", ErrBadRecord, collection, err)
+		}
+		return &index.FeedGenerator{ServiceDID: rec.Did}, nil
 	case index.CollectionProfile:
 		var rec bsky.ActorProfile
 		if err := rec.UnmarshalCBOR(bytes.NewReader(data)); err != nil {
