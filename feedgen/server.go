@@ -23,6 +23,8 @@ package feedgen
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,6 +182,8 @@ type skeletonItem struct {
 type skeletonOutput struct {
 	Feed   []skeletonItem `json:"feed"`
 	Cursor string         `json:"cursor,omitempty"`
+	// ReqID names this answer; the app echoes it in sendInteractions.
+	ReqID string `json:"reqId,omitempty"`
 }
 
 const (
@@ -228,7 +232,10 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 	case err != nil:
 		return err
 	}
-	out := skeletonOutput{Feed: make([]skeletonItem, len(page.Items)), Cursor: page.Cursor}
+	out := skeletonOutput{Feed: make([]skeletonItem, len(page.Items)), Cursor: page.Cursor, ReqID: newReqID()}
+	if len(page.Items) == 0 {
+		out.Cursor = "" // the end: an empty page never points further
+	}
 	for i, it := range page.Items {
 		out.Feed[i] = skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext}
 	}
@@ -315,4 +322,11 @@ func (s *Service) handleDIDDoc(w http.ResponseWriter, r *http.Request) error {
 	}
 	xrpc.WriteJSON(w, http.StatusOK, labeler.MergeDIDDocument(doc, s.lab.DIDDocument(s.cfg.ServiceDID(), s.cfg.PublicURL)))
 	return nil
+}
+
+// newReqID is a random request id for a skeleton answer.
+func newReqID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -84,6 +84,7 @@ type skeleton struct {
 		Post string `json:"post"`
 	} `json:"feed"`
 	Cursor  string `json:"cursor"`
+	ReqID   string `json:"reqId"`
 	Error   string `json:"error"`
 	Message string `json:"message"`
 }
@@ -231,6 +232,7 @@ func TestGetFeedSkeletonParams(t *testing.T) {
 		}
 		st, out := u.get(skel, p, "")
 		require.Equal(t, 200, st)
+		require.NotEmpty(t, out.ReqID, "each answer has a reqId for sendInteractions")
 		sizes = append(sizes, len(out.Feed))
 		for _, it := range out.Feed {
 			require.False(t, seen[it.Post])
