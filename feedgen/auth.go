@@ -13,8 +13,11 @@ import (
 	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
-// lxmGetFeedSkeleton is the only method a requester token may be minted for here.
-var lxmGetFeedSkeleton = syntax.NSID("app.bsky.feed.getFeedSkeleton")
+// The methods a requester token may be minted for here.
+var (
+	lxmGetFeedSkeleton  = syntax.NSID("app.bsky.feed.getFeedSkeleton")
+	lxmSendInteractions = syntax.NSID("app.bsky.feed.sendInteractions")
+)
 
 // requesterAuth verifies service-auth JWTs from requesters (minted by their PDS when an
 // app calls app.bsky.feed.getFeed). The audience may be the bare service DID (what the
@@ -32,8 +35,9 @@ func newRequesterAuth(serviceDID string, dir identity.Directory) *requesterAuth 
 	}
 }
 
-// viewer returns the requester's DID, "" when the request carries no token, or a 401.
-func (a *requesterAuth) viewer(ctx context.Context, r *http.Request) (string, error) {
+// viewer returns the requester's DID from a token for lxm, "" when the request carries
+// no token, or a 401.
+func (a *requesterAuth) viewer(ctx context.Context, r *http.Request, lxm syntax.NSID) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return "", nil
@@ -55,7 +59,7 @@ func (a *requesterAuth) viewer(ctx context.Context, r *http.Request) (string, er
 			v = &a.fragment
 		}
 	}
-	did, err := v.Validate(ctx, token, &lxmGetFeedSkeleton)
+	did, err := v.Validate(ctx, token, &lxm)
 	switch {
 	case err == nil:
 		return did.String(), nil
@@ -64,7 +68,7 @@ func (a *requesterAuth) viewer(ctx context.Context, r *http.Request) (string, er
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return "", invalidToken("token audience is not " + a.serviceDID)
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
-		return "", invalidToken("token is not for app.bsky.feed.getFeedSkeleton")
+		return "", invalidToken("token is not for " + lxm.String())
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return "", invalidToken("token signature does not verify against the issuer's DID document")
 	}

@@ -139,6 +139,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /xrpc/app.bsky.feed.getFeedSkeleton", s.wrap(s.handleGetFeedSkeleton))
 	mux.HandleFunc("GET /xrpc/app.bsky.feed.describeFeedGenerator", s.wrap(s.handleDescribe))
+	mux.HandleFunc("POST /xrpc/app.bsky.feed.sendInteractions", s.wrap(s.handleSendInteractions))
 	mux.HandleFunc("GET /xrpc/"+ExplainNSID, s.wrap(s.handleExplain))
 	labels := s.lab.Handler()
 	mux.Handle("GET "+labeler.PathQueryLabels, labels)
@@ -216,7 +217,7 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return xrpc.Errorf(http.StatusBadRequest, "UnknownFeed", "unknown feed %s", feedParam)
 	}
-	viewer, err := s.auth.viewer(r.Context(), r)
+	viewer, err := s.auth.viewer(r.Context(), r, lxmGetFeedSkeleton)
 	if err != nil {
 		return err
 	}
@@ -232,12 +233,23 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 	case err != nil:
 		return err
 	}
-	out := skeletonOutput{Feed: make([]skeletonItem, len(page.Items)), Cursor: page.Cursor, ReqID: newReqID()}
+	out := skeletonOutput{Feed: make([]skeletonItem, 0, len(page.Items)), Cursor: page.Cursor, ReqID: newReqID()}
 	if len(page.Items) == 0 {
 		out.Cursor = "" // the end: an empty page never points further
 	}
-	for i, it := range page.Items {
-		out.Feed[i] = skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext}
+	// Authors the requester asked to see less of (sendInteractions) are left out of their
+	// pages; the cursor still follows the feed's own order.
+	var less map[string]bool
+	if viewer != "" {
+		if less, err = s.idx.SeeLess(r.Context(), viewer, time.Now()); err != nil {
+			return err
+		}
+	}
+	for _, it := range page.Items {
+		if less[authorOfPost(it.Post)] {
+			continue
+		}
+		out.Feed = append(out.Feed, skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext})
 	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil
@@ -329,4 +341,52 @@ func newReqID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func authorOfPost(uri string) string {
+	u, err := syntax.ParseATURI(uri)
+	if err != nil {
+		return ""
+	}
+	return u.Authority().String()
+}
+
+// handleSendInteractions stores what the app reports of a requester's use of this
+// service's feeds (the feed declares acceptsInteractions): "see less" of a post leaves
+// its author out of that requester's pages for 30 days, "see more" undoes it; seen and
+// click events are kept with their reqId and feedContext.
+func (s *Service) handleSendInteractions(w http.ResponseWriter, r *http.Request) error {
+	viewer, err := s.auth.viewer(r.Context(), r, lxmSendInteractions)
+	if err != nil {
+		return err
+	}
+	if viewer == "" {
+		return xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "sendInteractions needs a service-auth token")
+	}
+	var in struct {
+		Interactions []struct {
+			Item        string `json:"item"`
+			Event       string `json:"event"`
+			FeedContext string `json:"feedContext"`
+			ReqID       string `json:"reqId"`
+		} `json:"interactions"`
+	}
+	if err := xrpc.DecodeJSON(w, r, 256<<10, &in); err != nil {
+		return err
+	}
+	if len(in.Interactions) > 1000 {
+		return xrpc.InvalidRequest("at most 1000 interactions per call")
+	}
+	items := make([]index.Interaction, 0, len(in.Interactions))
+	for _, it := range in.Interactions {
+		if len(it.Item) > 512 || len(it.Event) > 128 || len(it.FeedContext) > 2000 || len(it.ReqID) > 100 {
+			return xrpc.InvalidRequest("interaction field too long")
+		}
+		items = append(items, index.Interaction{Item: it.Item, Event: it.Event, FeedContext: it.FeedContext, ReqID: it.ReqID})
+	}
+	if err := s.idx.PutInteractions(r.Context(), viewer, items, time.Now()); err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{})
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +279,44 @@ func TestDescribeAndDIDDoc(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusNotImplemented, res.StatusCode)
+}
+
+// sendInteractions: "see less" of a post leaves its author out of that requester's
+// pages (and only theirs); "see more" brings them back.
+func TestSendInteractions(t *testing.T) {
+	u := newUnit(t)
+	did := u.cfg.ServiceDID()
+	recent := url.Values{"feed": {u.cfg.FeedURI("recent")}, "limit": {"30"}}
+	authors := func(token string) map[string]int {
+		st, out := u.get(skel, recent, token)
+		require.Equal(t, 200, st)
+		n := map[string]int{}
+		for _, it := range out.Feed {
+			n[strings.Split(strings.TrimPrefix(it.Post, "at://"), "/")[0]]++
+		}
+		return n
+	}
+	send := func(token string, event string) int {
+		body := `{"interactions":[{"item":"at://did:plc:author1/app.bsky.feed.post/p01","event":"` + event + `","feedContext":"ctx","reqId":"r1"}]}`
+		req, err := http.NewRequest(http.MethodPost, u.srv.URL+"/xrpc/app.bsky.feed.sendInteractions", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	feedTok := func() string { return u.token(did, time.Minute, "app.bsky.feed.getFeedSkeleton", u.key) }
+	require.Equal(t, 10, authors(feedTok())["did:plc:author1"])
+	require.Equal(t, 401, send("", "app.bsky.feed.defs#requestLess"))
+	require.Equal(t, 401, send(feedTok(), "app.bsky.feed.defs#requestLess"), "a getFeedSkeleton token is not for sendInteractions")
+	interTok := func() string { return u.token(did, time.Minute, "app.bsky.feed.sendInteractions", u.key) }
+	require.Equal(t, 200, send(interTok(), "app.bsky.feed.defs#requestLess"))
+	require.Zero(t, authors(feedTok())["did:plc:author1"], "see less: author1 left out for this requester")
+	require.Equal(t, 10, authors("")["did:plc:author1"], "others still see author1")
+	require.Equal(t, 200, send(interTok(), "app.bsky.feed.defs#requestMore"))
+	require.Equal(t, 10, authors(feedTok())["did:plc:author1"])
 }

@@ -280,6 +280,8 @@ func runFeedPublish(cctx *cli.Context) error {
 		"did":         serviceDID,
 		"displayName": cctx.String("display-name"),
 		"createdAt":   time.Now().UTC().Format(syntax.AtprotoDatetimeLayout),
+		// The feed generator takes app.bsky.feed.sendInteractions ("see less", seen, click).
+		"acceptsInteractions": true,
 	}
 	if d := cctx.String("description"); d != "" {
 		record["description"] = d

@@ -165,6 +165,7 @@ func TestServeRunsFeedgen(t *testing.T) {
 	require.Equal(t, uri, got.URI)
 	require.Equal(t, feedDID, got.Value["did"])
 	require.Equal(t, "Recent posts", got.Value["displayName"])
+	require.Equal(t, true, got.Value["acceptsInteractions"])
 	// The record alone makes alice's feed live on the running feed generator (it reads
 	// this PDS's firehose), with no restart; describeFeedGenerator lists it.
 	waitForPost(t, feedBase, uri, post)

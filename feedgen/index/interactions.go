@@ -1,0 +1,78 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Interaction events (app.bsky.feed.defs tokens) this index acts on.
+const (
+	InteractionRequestLess = "app.bsky.feed.defs#requestLess"
+	InteractionRequestMore = "app.bsky.feed.defs#requestMore"
+)
+
+// Interaction is one app.bsky.feed.sendInteractions entry.
+type Interaction struct {
+	Item, Event, FeedContext, ReqID string
+}
+
+// lessWindow is how long a "see less" keeps an author out of a requester's feeds.
+const lessWindow = 30 * 24 * time.Hour
+
+// PutInteractions stores a requester's interactions. A "see more" of an author undoes
+// earlier "see less" of them.
+func (ix *Index) PutInteractions(ctx context.Context, viewer string, items []Interaction, now time.Time) error {
+	tx, err := ix.db.Write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	at := now.UTC().Format(time.RFC3339Nano)
+	for _, it := range items {
+		author := authorOf(it.Item)
+		if it.Event == InteractionRequestMore && author != "" {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM interactions WHERE viewer = ? AND author = ? AND event = ?`, viewer, author, InteractionRequestLess); err != nil {
+				return fmt.Errorf("interactions: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO interactions (viewer, item, author, event, feed_context, req_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			viewer, it.Item, author, it.Event, it.FeedContext, it.ReqID, at); err != nil {
+			return fmt.Errorf("interactions: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// SeeLess returns the authors viewer asked to see less of within the last 30 days.
+func (ix *Index) SeeLess(ctx context.Context, viewer string, now time.Time) (map[string]bool, error) {
+	rows, err := ix.db.Read.QueryContext(ctx, `SELECT DISTINCT author FROM interactions WHERE viewer = ? AND event = ? AND at >= ? AND author != ''`,
+		viewer, InteractionRequestLess, now.Add(-lessWindow).UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		out[a] = true
+	}
+	return out, rows.Err()
+}
+
+// authorOf is the DID an at://DID/... URI names ("" otherwise).
+func authorOf(uri string) string {
+	rest, ok := strings.CutPrefix(uri, "at://")
+	if !ok {
+		return ""
+	}
+	did, _, _ := strings.Cut(rest, "/")
+	if !strings.HasPrefix(did, "did:") {
+		return ""
+	}
+	return did
+}
