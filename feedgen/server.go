@@ -32,7 +32,9 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/identity"
@@ -45,6 +47,7 @@ import (
 	"github.com/hearth-social/hearth/feedgen/rank"
 	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/xrpc"
+	"golang.org/x/text/language"
 )
 
 // Service is a running feed generator: index, ingest, the classification worker, the
@@ -251,7 +254,72 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 		}
 		out.Feed = append(out.Feed, skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext})
 	}
+	if err := s.preferLanguages(r, w, out.Feed); err != nil {
+		return err
+	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// preferLanguages puts the page's posts in the requester's Accept-Language languages
+// first, most preferred language first (keeping the feed's order within each group, so
+// the cursor still holds) and
+// answers Content-Language with the requested languages the page has.
+func (s *Service) preferLanguages(r *http.Request, w http.ResponseWriter, items []skeletonItem) error {
+	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	if err != nil || len(tags) == 0 || len(items) == 0 {
+		return nil // no usable preference: the feed's own order
+	}
+	want := map[string]bool{}
+	var order []string
+	for _, t := range tags {
+		b, _ := t.Base()
+		if !want[b.String()] {
+			want[b.String()] = true
+			order = append(order, b.String())
+		}
+	}
+	uris := make([]string, len(items))
+	for i, it := range items {
+		uris[i] = it.Post
+	}
+	langs, err := s.idx.PostLangs(r.Context(), uris)
+	if err != nil {
+		return err
+	}
+	// Rank each post by the most preferred language it has; others after them all.
+	rankOf := map[string]int{}
+	for i, l := range order {
+		rankOf[l] = i
+	}
+	has := map[string]bool{}
+	rank := func(it skeletonItem) int {
+		best := len(order)
+		for _, l := range langs[it.Post] {
+			if t, err := language.Parse(l); err == nil {
+				b, _ := t.Base()
+				if i, ok := rankOf[b.String()]; ok {
+					has[b.String()] = true
+					best = min(best, i)
+				}
+			}
+		}
+		return best
+	}
+	ranks := make(map[string]int, len(items))
+	for _, it := range items {
+		ranks[it.Post] = rank(it)
+	}
+	sort.SliceStable(items, func(i, j int) bool { return ranks[items[i].Post] < ranks[items[j].Post] })
+	var content []string
+	for _, l := range order {
+		if has[l] {
+			content = append(content, l)
+		}
+	}
+	if len(content) > 0 {
+		w.Header().Set("Content-Language", strings.Join(content, ", "))
+	}
 	return nil
 }
 

@@ -320,3 +320,41 @@ func TestSendInteractions(t *testing.T) {
 	require.Equal(t, 200, send(interTok(), "app.bsky.feed.defs#requestMore"))
 	require.Equal(t, 10, authors(feedTok())["did:plc:author1"])
 }
+
+// Posts in the requester's Accept-Language languages come first on the page, in the
+// feed's order; Content-Language says which of the requested languages the page has.
+func TestSkeletonPrefersLanguages(t *testing.T) {
+	u := newUnit(t)
+	_, err := u.svc.Index().Apply(context.Background(), "test", []index.Event{
+		{Seq: 40, Commit: &index.Commit{DID: "did:plc:author7", Rev: "3l00000000100", Ops: []index.Op{
+			{Action: index.ActionCreate, Collection: index.CollectionPost, RKey: "fr1", CID: "c", Record: &index.Post{Text: "bonjour", Langs: []string{"fr"}}}}}},
+		{Seq: 41, Commit: &index.Commit{DID: "did:plc:author8", Rev: "3l00000000101", Ops: []index.Op{
+			{Action: index.ActionCreate, Collection: index.CollectionPost, RKey: "en1", CID: "c", Record: &index.Post{Text: "hello", Langs: []string{"en-GB"}}}}}},
+	})
+	require.NoError(t, err)
+	get := func(acceptLanguage string) ([]string, string) {
+		req, err := http.NewRequest(http.MethodGet, u.srv.URL+skel+"?"+url.Values{"feed": {u.cfg.FeedURI("recent")}, "limit": {"5"}}.Encode(), nil)
+		require.NoError(t, err)
+		if acceptLanguage != "" {
+			req.Header.Set("Accept-Language", acceptLanguage)
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var out skeleton
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
+		var posts []string
+		for _, it := range out.Feed {
+			posts = append(posts, it.Post[strings.LastIndex(it.Post, "/")+1:])
+		}
+		return posts, res.Header.Get("Content-Language")
+	}
+	posts, cl := get("")
+	require.Equal(t, []string{"en1", "fr1", "p29", "p28", "p27"}, posts)
+	require.Empty(t, cl)
+	posts, cl = get("fr-CA, en;q=0.5")
+	require.Equal(t, []string{"fr1", "en1", "p29", "p28", "p27"}, posts)
+	require.Equal(t, "fr, en", cl)
+	posts, _ = get("de")
+	require.Equal(t, []string{"en1", "fr1", "p29", "p28", "p27"}, posts, "no post in German: the feed's order")
+}

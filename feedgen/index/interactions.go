@@ -2,6 +2,8 @@ package index
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -75,4 +77,39 @@ func authorOf(uri string) string {
 		return ""
 	}
 	return did
+}
+
+// PostLangs returns the declared languages of the given posts (absent posts and posts
+// without langs are left out).
+func (ix *Index) PostLangs(ctx context.Context, uris []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(uris) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(uris))
+	for i, u := range uris {
+		args[i] = u
+	}
+	rows, err := ix.db.Read.QueryContext(ctx, `SELECT uri, langs FROM posts WHERE uri IN (?`+strings.Repeat(",?", len(uris)-1)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uri string
+		var raw sql.NullString
+		if err := rows.Scan(&uri, &raw); err != nil {
+			return nil, err
+		}
+		var langs []string
+		if raw.Valid && raw.String != "" {
+			if err := json.Unmarshal([]byte(raw.String), &langs); err != nil {
+				continue
+			}
+		}
+		if len(langs) > 0 {
+			out[uri] = langs
+		}
+	}
+	return out, rows.Err()
 }
