@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds/mail"
@@ -33,6 +34,9 @@ type Config struct {
 	HandleDomains []string
 	// InviteRequired makes createAccount demand an invite code.
 	InviteRequired bool
+	// Directory resolves handles and DIDs not hosted here (resolveHandle); nil builds
+	// internal/resolve's cached directory on PLCURL (tests inject their own).
+	Directory indigoid.Directory
 	// Mailer sends the mailed tokens (PLC operations, account deletion); nil writes them
 	// to the outbox OutboxPath in the data dir.
 	Mailer mail.Mailer

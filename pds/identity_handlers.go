@@ -24,7 +24,19 @@ func (s *Server) handleResolveHandle(w http.ResponseWriter, r *http.Request) err
 	}
 	did, err := s.store.DIDForHandle(r.Context(), h.Normalize().String())
 	if errors.Is(err, store.ErrNotFound) {
-		return xrpc.Errorf(http.StatusBadRequest, "HandleNotFound", "unable to resolve handle %s", h)
+		// Not a handle of this PDS: resolve it as anyone would (DNS TXT _atproto, then
+		// https://HANDLE/.well-known/atproto-did), checked against the DID document.
+		// Under this PDS's own domains there is nothing more to find.
+		for _, d := range s.cfg.HandleDomains {
+			if strings.HasSuffix(h.Normalize().String(), d) {
+				return xrpc.Errorf(http.StatusBadRequest, "HandleNotFound", "unable to resolve handle %s", h)
+			}
+		}
+		ident, lerr := s.dir.LookupHandle(r.Context(), h)
+		if lerr != nil {
+			return xrpc.Errorf(http.StatusBadRequest, "HandleNotFound", "unable to resolve handle %s", h)
+		}
+		did = ident.DID.String()
 	} else if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	indigoid "github.com/bluesky-social/indigo/atproto/identity"
+	"github.com/hearth-social/hearth/internal/resolve"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -45,6 +47,8 @@ type Server struct {
 	// an unknown identifier so they cost what a known one does.
 	appPassKey []byte
 	dummyHash  string
+	// dir resolves identities hosted elsewhere (cached).
+	dir indigoid.Directory
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -145,6 +149,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxLag:       cfg.FirehoseMaxLag,
 		WriteTimeout: cfg.FirehoseWriteTimeout,
 	})
+	s.dir = cfg.Directory
+	if s.dir == nil {
+		s.dir = resolve.New(resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate})
+	}
 	s.routes = s.buildRoutes()
 	s.proxy = newProxy(cfg, s.plc)
 	return s, nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/plc"
@@ -237,4 +238,19 @@ func TestUpdateHandleRace(t *testing.T) {
 		}
 		require.Equal(t, 1, winners, "round %d", round)
 	}
+}
+
+// resolveHandle answers for handles hosted elsewhere too, through the resolver
+// (bidirectionally verified), and HandleNotFound when they do not resolve.
+func TestResolveRemoteHandle(t *testing.T) {
+	dir := indigoid.NewMockDirectory()
+	dir.Insert(indigoid.Identity{DID: "did:plc:remoteremoteremoteremote", Handle: "alice.example.com"})
+	e := newEnv(t, func(c *pds.Config) { c.Directory = dir })
+	r := e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"Alice.Example.com"}}, "")
+	requireOK(t, r)
+	require.Equal(t, "did:plc:remoteremoteremoteremote", r.Str("did"))
+	requireXRPCError(t, e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"nobody.example.com"}}, ""), 400, "HandleNotFound")
+	e.createAccount("local")
+	r = e.get("com.atproto.identity.resolveHandle", url.Values{"handle": {"local.test"}}, "")
+	requireOK(t, r)
 }
