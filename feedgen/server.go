@@ -249,7 +249,7 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	for _, it := range page.Items {
-		if len(less) > 0 && less[authorOfPost(it.Post)] {
+		if len(less) > 0 && less[index.AuthorOf(it.Post)] {
 			continue
 		}
 		out.Feed = append(out.Feed, skeletonItem{Post: it.Post, Reason: it.Reason, FeedContext: it.FeedContext})
@@ -409,14 +409,6 @@ func newReqID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// authorOfPost is the DID of an at://DID/... post URI from the index (no full AT-URI
-// parse: that costs regexps on every item of every page).
-func authorOfPost(uri string) string {
-	rest, _ := strings.CutPrefix(uri, "at://")
-	did, _, _ := strings.Cut(rest, "/")
-	return did
 }
 
 // handleSendInteractions stores what the app reports of a requester's use of this

@@ -13,7 +13,6 @@ import (
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/firehose"
-	"github.com/hearth-social/hearth/internal/resolve"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
 	"github.com/hearth-social/hearth/pds/store"
@@ -24,12 +23,6 @@ import (
 // account that exists elsewhere signs up here with its DID, authorised by a
 // service-auth JWT its current PDS signed; it starts deactivated, with an empty repo
 // and no firehose events, until its repo is imported and its DID document points here.
-
-// directory resolves DIDs for the migration checks: uncached, so a DID document that
-// just changed is seen as it is now.
-func (s *Server) directory() indigoid.Directory {
-	return resolve.NewUncached(resolve.Config{PLCURL: s.cfg.PLCURL, AllowPrivate: s.cfg.ProxyAllowPrivate})
-}
 
 // checkArrivalAuth verifies the service-auth JWT that authorises bringing did here:
 // iss = did, aud = this PDS's service DID, lxm = createAccount, signed by the atproto
@@ -48,7 +41,7 @@ func (s *Server) checkArrivalAuth(ctx context.Context, r *http.Request, raw stri
 	if err != nil {
 		return "", xrpc.Errorf(http.StatusUnauthorized, "AuthenticationRequired", "bringing an existing DID needs a service-auth token from its current PDS (getServiceAuth with aud %s, lxm com.atproto.server.createAccount)", s.cfg.ServerDID())
 	}
-	dir := s.directory()
+	dir := s.freshDir
 	if _, err := dir.LookupDID(ctx, did); err != nil {
 		if errors.Is(err, indigoid.ErrDIDNotFound) {
 			return "", xrpc.InvalidRequest("DID %s is not registered", did)
@@ -129,11 +122,10 @@ func signupError(err error, handle syntax.Handle) error {
 // didPointsHere reports whether did's current DID document names this PDS as its
 // atproto_pds and the account's Hearth signing key as its atproto key.
 func (s *Server) didPointsHere(ctx context.Context, did string) (bool, error) {
-	doc, err := s.plc.Resolve(ctx, syntax.DID(did))
+	ident, err := s.freshDir.LookupDID(ctx, syntax.DID(did))
 	if err != nil {
 		return false, err
 	}
-	ident := indigoid.ParseIdentity(doc)
 	key, err := s.accountSigningKey(ctx, did)
 	if err != nil {
 		return false, err

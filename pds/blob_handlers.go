@@ -269,16 +269,6 @@ func (s *Server) runBlobGC(ctx context.Context) {
 		case <-daily.C:
 			sweep()
 		case <-t.C:
-			if n, err := s.checkMovedAway(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("checking accounts that moved away", "err", err)
-			} else if n > 0 {
-				s.log.Info("deactivated accounts that moved to another PDS", "count", n)
-			}
-			if n, err := s.deleteDueAccounts(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("deleting accounts past their deleteAfter", "err", err)
-			} else if n > 0 {
-				s.log.Info("deleted accounts past their deleteAfter", "count", n)
-			}
 			if n, err := s.collectBlobGarbage(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("blob garbage collection", "err", err)
 			} else if n > 0 {

@@ -8,26 +8,15 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/stretchr/testify/require"
 )
 
-// mailedToken is the newest token the PDS mailed to did for purpose (the embedded
-// default writes mail to the outbox in the data dir).
+// mailedToken is the newest token the PDS mailed to did for purpose.
 func (e *env) mailedToken(did, purpose string) string {
 	e.t.Helper()
-	msgs, err := mail.ReadOutbox(pds.OutboxPath(e.cfg.DataDir))
-	require.NoError(e.t, err)
-	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].DID == did && msgs[i].Purpose == purpose {
-			require.Contains(e.t, msgs[i].Body, msgs[i].Token, "the mail carries the token")
-			return msgs[i].Token
-		}
-	}
-	e.t.Fatalf("no %s mail for %s", purpose, did)
-	return ""
+	return e.net.MailedToken(e.t, did, purpose, 0)
 }
 
 // Leaving: the PDS signs, with its rotation key and the mailed token, the operation

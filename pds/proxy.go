@@ -110,7 +110,10 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		}
 	}
 
-	up := upstream{aud: s.cfg.AppViewDID, endpoint: s.cfg.AppViewURL, client: s.proxy.trusted}
+	var up upstream
+	if av := s.appView(); av != nil {
+		up = *av
+	}
 	if header != "" {
 		if up.endpoint, err = s.proxy.resolveService(r.Context(), svcDID, svcID); err != nil {
 			return err

@@ -51,7 +51,7 @@ func (s *Server) handleImportRepo(w http.ResponseWriter, r *http.Request) error 
 	if imp.Commit.DID != c.DID {
 		return xrpc.InvalidRequest("the CAR is the repository of %s, not of %s", imp.Commit.DID, c.DID)
 	}
-	ident, err := s.directory().LookupDID(ctx, syntax.DID(c.DID))
+	ident, err := s.freshDir.LookupDID(ctx, syntax.DID(c.DID))
 	if err != nil {
 		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "resolving %s failed: %v", c.DID, err)
 	}
@@ -94,13 +94,11 @@ func (s *Server) handleImportRepo(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	sn, err := s.store.Snapshot(ctx, c.DID)
+	prev, err := s.store.Head(ctx, c.DID)
 	if err != nil {
 		return err
 	}
-	prevRev := sn.Head.Rev
-	sn.Close()
-	rev := repo.NextRev(max(prevRev, imp.Commit.Rev), time.Now())
+	rev := repo.NextRev(max(prev.Rev, imp.Commit.Rev), time.Now())
 	_, cc, block, err := repo.SignCommit(c.DID, imp.Commit.Data, rev, key)
 	if err != nil {
 		return err

@@ -47,8 +47,10 @@ type Server struct {
 	// an unknown identifier so they cost what a known one does.
 	appPassKey []byte
 	dummyHash  string
-	// dir resolves identities hosted elsewhere (cached).
-	dir indigoid.Directory
+	// dir resolves identities hosted elsewhere (cached); freshDir is the same resolver
+	// uncached, for migration checks that must see a DID document as it is now.
+	dir      indigoid.Directory
+	freshDir indigoid.Directory
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -149,9 +151,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxLag:       cfg.FirehoseMaxLag,
 		WriteTimeout: cfg.FirehoseWriteTimeout,
 	})
-	s.dir = cfg.Directory
+	rcfg := resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate}
+	s.dir, s.freshDir = cfg.Directory, resolve.NewUncached(rcfg)
 	if s.dir == nil {
-		s.dir = resolve.New(resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate})
+		s.dir = resolve.New(rcfg)
 	}
 	s.routes = s.buildRoutes()
 	s.proxy = newProxy(cfg, s.plc)
@@ -170,8 +173,37 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.seq.RunRetention(ctx) })
 	wg.Go(func() { s.runBlobGC(ctx) })
+	wg.Go(func() { s.runAccountMaintenance(ctx) })
 	wg.Wait()
 	return nil
+}
+
+// accountMaintenanceInterval is how often scheduled deletions and moved-away accounts
+// are checked.
+const accountMaintenanceInterval = 10 * time.Minute
+
+// runAccountMaintenance deletes accounts past their deleteAfter and deactivates accounts
+// whose DID moved to another PDS, now and every accountMaintenanceInterval.
+func (s *Server) runAccountMaintenance(ctx context.Context) {
+	t := time.NewTicker(accountMaintenanceInterval)
+	defer t.Stop()
+	for {
+		if n, err := s.checkMovedAway(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("checking accounts that moved away", "err", err)
+		} else if n > 0 {
+			s.log.Info("deactivated accounts that moved to another PDS", "count", n)
+		}
+		if n, err := s.deleteDueAccounts(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("deleting accounts past their deleteAfter", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted accounts past their deleteAfter", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Close closes the store. Call after the HTTP server stopped and Run returned.

@@ -52,14 +52,16 @@ func (s *Server) checkInboundServiceAuth(ctx context.Context, tok, nsid string) 
 	if err != nil {
 		return nil, err
 	}
-	// The issuer's standing first, so a taken-down account hears so rather than that
-	// its key cannot be found (the signature is checked next either way).
-	var unverified jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(tok, &unverified); err == nil {
-		if iss, err := syntax.ParseDID(unverified.Issuer); err == nil {
-			if err := s.checkCallerAccount(ctx, iss.String()); err != nil {
-				return nil, err
-			}
+	// Read unverified first: the issuer's standing comes before the signature, so a
+	// taken-down account hears so rather than that its key cannot be found, and the
+	// expiry bound below needs exp (Validate checks the signature and that exp is ahead).
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err != nil {
+		return nil, xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "service auth token rejected: %v", err)
+	}
+	if iss, err := syntax.ParseDID(claims.Issuer); err == nil {
+		if err := s.checkCallerAccount(ctx, iss.String()); err != nil {
+			return nil, err
 		}
 	}
 	v := indigoauth.ServiceAuthValidator{Audience: s.cfg.ServerDID(), Dir: localAccounts{s}}
@@ -67,9 +69,7 @@ func (s *Server) checkInboundServiceAuth(ctx context.Context, tok, nsid string) 
 	if err != nil {
 		return nil, xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "service auth token rejected: %v", err)
 	}
-	// Validate checked exp is in the future; bound how far (as getServiceAuth does).
-	var claims jwt.RegisteredClaims
-	if _, _, err := jwt.NewParser().ParseUnverified(tok, &claims); err != nil || claims.ExpiresAt == nil {
+	if claims.ExpiresAt == nil {
 		return nil, xrpc.Errorf(http.StatusUnauthorized, "InvalidToken", "service auth token has no expiry")
 	}
 	if time.Until(claims.ExpiresAt.Time) > maxServiceAuthTTL+time.Minute {

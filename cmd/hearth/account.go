@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/ipfs/go-cid"
+	carv1 "github.com/ipld/go-car"
 	"github.com/urfave/cli/v2"
 )
 
@@ -165,8 +167,8 @@ func runAccountExport(cctx *cli.Context) error {
 		}
 	}
 	m := exportManifest{DID: did, PDS: client.Base, ExportedAt: time.Now().UTC(), RepoRev: commit.Rev, Records: records, Blobs: len(blobs)}
-	if cc, err := indigoCommitCID(car); err == nil {
-		m.RepoCommit = cc
+	if h, err := carv1.ReadHeader(bufio.NewReader(bytes.NewReader(car))); err == nil && len(h.Roots) > 0 {
+		m.RepoCommit = h.Roots[0].String() // the commit is the CAR's root
 	}
 	if token != "" {
 		var prefs json.RawMessage
@@ -196,13 +198,4 @@ func runAccountExport(cctx *cli.Context) error {
 	}
 	fmt.Fprintf(cctx.App.Writer, "exported %s: %d records, %d blobs, preferences %v -> %s\n", did, records, len(blobs), m.Preferences, out)
 	return nil
-}
-
-// indigoCommitCID is the root CID of a CAR.
-func indigoCommitCID(car []byte) (string, error) {
-	_, c, err := indigorepo.LoadCommitFromCAR(context.Background(), bytes.NewReader(car))
-	if err != nil {
-		return "", err
-	}
-	return c.String(), nil
 }

@@ -125,31 +125,8 @@ func TestAccountMigrate(t *testing.T) {
 	require.ErrorContains(t, err0, "did not sign the PLC operation")
 
 	// The user reads the token from the old PDS's mail (its outbox here) and types it.
-	pr, pw := io.Pipe()
-	go func() {
-		defer pw.Close()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			msgs, _ := mail.ReadOutbox(pds.OutboxPath(src.Config.DataDir))
-			for _, m := range msgs {
-				if m.DID == alice.DID && m.Purpose == mail.PurposePLCOperation {
-					io.WriteString(pw, m.Token+"\n")
-					return
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	var stdout, stderr bytes.Buffer
-	app := newApp(&stdout, &stderr)
-	app.Reader = pr
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err := app.RunContext(ctx, []string{"hearth", "account", "migrate", "--from", src.URL(), "--handle", "alice.test", "--password", alice.Password,
-		"--pds", dst.URL(), "--new-handle", "alice2.test"})
-	require.NoError(t, err, stderr.String())
-	require.Contains(t, stdout.String(), "migrated "+alice.DID)
-	require.Contains(t, stderr.String(), "an earlier run")
+	stderr := migrate(t, src, dst.URL(), alice.DID, alice.Password, "alice2.test")
+	require.Contains(t, stderr, "an earlier run")
 
 	// On the new PDS: active, the post and its image, the preferences; the DID points here.
 	login := dst.Client.Post(t, "com.atproto.server.createSession", map[string]any{"identifier": alice.DID, "password": alice.Password}, "")
@@ -196,30 +173,7 @@ func TestAccountMigrate(t *testing.T) {
 	// is logged into and its repo replaced; nothing is lost either way.
 	later := testnet.Post("written on the second PDS")
 	_, _ = dst.Client.CreateRecord(t, &testnet.Account{DID: alice.DID, Access: tok}, "app.bsky.feed.post", later)
-	back := func() {
-		pr, pw := io.Pipe()
-		go func() {
-			defer pw.Close()
-			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) {
-				msgs, _ := mail.ReadOutbox(pds.OutboxPath(dst.Config.DataDir))
-				for _, m := range msgs {
-					if m.DID == alice.DID && m.Purpose == mail.PurposePLCOperation {
-						io.WriteString(pw, m.Token+"\n")
-						return
-					}
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-		var out, errOut bytes.Buffer
-		app := newApp(&out, &errOut)
-		app.Reader = pr
-		err := app.RunContext(ctx, []string{"hearth", "account", "migrate", "--from", dst.URL(), "--handle", alice.DID, "--password", alice.Password,
-			"--pds", src.URL(), "--new-handle", "alice.test"})
-		require.NoError(t, err, errOut.String())
-	}
-	back()
+	migrate(t, dst, src.URL(), alice.DID, alice.Password, "alice.test")
 	home := c.Post(t, "com.atproto.server.createSession", map[string]any{"identifier": alice.DID, "password": alice.Password}, "")
 	testnet.RequireOK(t, home)
 	st = c.Get(t, "com.atproto.server.checkAccountStatus", nil, home.Str("accessJwt"))
@@ -230,4 +184,20 @@ func TestAccountMigrate(t *testing.T) {
 	require.EqualValues(t, 2, st.JSON["importedBlobs"])
 	testnet.RequireOK(t, c.Get(t, "com.atproto.sync.getBlob", url.Values{"did": {alice.DID}, "cid": {link}}, ""))
 	testnet.RequireXRPCError(t, dst.Client.Get(t, "com.atproto.repo.getRecord", url.Values{"repo": {alice.DID}, "collection": {"app.bsky.feed.post"}, "rkey": {rkey}}, ""), 400, "RepoDeactivated")
+}
+
+// migrate runs hearth account migrate from the PDS of from to the PDS at to, typing the
+// token from's mail carries, and returns what it wrote to stderr.
+func migrate(t *testing.T, from *testnet.Net, to, did, password, newHandle string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	app := newApp(&stdout, &stderr)
+	app.Reader = from.TypeMailedToken(did, mail.PurposePLCOperation)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := app.RunContext(ctx, []string{"hearth", "account", "migrate", "--from", from.URL(), "--handle", did, "--password", password,
+		"--pds", to, "--new-handle", newHandle})
+	require.NoError(t, err, stderr.String())
+	require.Contains(t, stdout.String(), "migrated "+did)
+	return stderr.String()
 }

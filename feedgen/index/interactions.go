@@ -2,8 +2,6 @@ package index
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -33,7 +31,7 @@ func (ix *Index) PutInteractions(ctx context.Context, viewer string, items []Int
 	defer tx.Rollback()
 	at := now.UTC().Format(time.RFC3339Nano)
 	for _, it := range items {
-		author := authorOf(it.Item)
+		author := AuthorOf(it.Item)
 		if it.Event == InteractionRequestMore && author != "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM interactions WHERE viewer = ? AND author = ? AND event = ?`, viewer, author, InteractionRequestLess); err != nil {
 				return fmt.Errorf("interactions: %w", err)
@@ -66,8 +64,9 @@ func (ix *Index) SeeLess(ctx context.Context, viewer string, now time.Time) (map
 	return out, rows.Err()
 }
 
-// authorOf is the DID an at://DID/... URI names ("" otherwise).
-func authorOf(uri string) string {
+// AuthorOf is the DID an at://DID/... URI names ("" otherwise), read without a full
+// AT-URI parse (that costs regexps, and runs for every item of every feed page).
+func AuthorOf(uri string) string {
 	rest, ok := strings.CutPrefix(uri, "at://")
 	if !ok {
 		return ""
@@ -77,39 +76,4 @@ func authorOf(uri string) string {
 		return ""
 	}
 	return did
-}
-
-// PostLangs returns the declared languages of the given posts (absent posts and posts
-// without langs are left out).
-func (ix *Index) PostLangs(ctx context.Context, uris []string) (map[string][]string, error) {
-	out := map[string][]string{}
-	if len(uris) == 0 {
-		return out, nil
-	}
-	args := make([]any, len(uris))
-	for i, u := range uris {
-		args[i] = u
-	}
-	rows, err := ix.db.Read.QueryContext(ctx, `SELECT uri, langs FROM posts WHERE uri IN (?`+strings.Repeat(",?", len(uris)-1)+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var uri string
-		var raw sql.NullString
-		if err := rows.Scan(&uri, &raw); err != nil {
-			return nil, err
-		}
-		var langs []string
-		if raw.Valid && raw.String != "" {
-			if err := json.Unmarshal([]byte(raw.String), &langs); err != nil {
-				continue
-			}
-		}
-		if len(langs) > 0 {
-			out[uri] = langs
-		}
-	}
-	return out, rows.Err()
 }

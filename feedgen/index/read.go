@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // ErrNotFound is returned by lookups of rows that are not indexed.
@@ -211,4 +212,39 @@ func (ix *Index) IsFollowing(ctx context.Context, viewer, subject string) (bool,
 	lo, hi := RepoRange(viewer, CollectionFollow)
 	err := ix.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM follows WHERE uri >= ? AND uri < ? AND subject = ?`, lo, hi, subject).Scan(&n)
 	return n > 0, err
+}
+
+// PostLangs returns the declared languages of the given posts (absent posts and posts
+// without langs are left out).
+func (ix *Index) PostLangs(ctx context.Context, uris []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(uris) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(uris))
+	for i, u := range uris {
+		args[i] = u
+	}
+	rows, err := ix.db.Read.QueryContext(ctx, `SELECT uri, langs FROM posts WHERE uri IN (?`+strings.Repeat(",?", len(uris)-1)+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uri string
+		var raw sql.NullString
+		if err := rows.Scan(&uri, &raw); err != nil {
+			return nil, err
+		}
+		var langs []string
+		if raw.Valid && raw.String != "" {
+			if err := json.Unmarshal([]byte(raw.String), &langs); err != nil {
+				continue
+			}
+		}
+		if len(langs) > 0 {
+			out[uri] = langs
+		}
+	}
+	return out, rows.Err()
 }

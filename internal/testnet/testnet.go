@@ -10,14 +10,17 @@ package testnet
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hearth-social/hearth/feedgen"
 	"github.com/hearth-social/hearth/pds"
+	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/hearth-social/hearth/pds/plc"
 )
 
@@ -174,4 +177,47 @@ func (f *Feed) Stop() error {
 		err = cerr
 	}
 	return err
+}
+
+// MailedToken returns the newest token the PDS mailed to did for purpose (the embedded
+// default writes mail to the outbox in its data dir), waiting for it up to wait.
+func (n *Net) MailedToken(t testing.TB, did, purpose string, wait time.Duration) string {
+	t.Helper()
+	m, ok := n.waitMailedToken(did, purpose, wait)
+	if !ok {
+		t.Fatalf("no %s mail for %s", purpose, did)
+	}
+	if !strings.Contains(m.Body, m.Token) {
+		t.Fatalf("the %s mail does not carry its token: %q", purpose, m.Body)
+	}
+	return m.Token
+}
+
+// TypeMailedToken returns a reader that, like a user reading the mail and typing the
+// token, yields the token once the PDS has mailed it (nothing within 30 s: EOF).
+func (n *Net) TypeMailedToken(did, purpose string) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		defer pw.Close()
+		if m, ok := n.waitMailedToken(did, purpose, 30*time.Second); ok {
+			io.WriteString(pw, m.Token+"\n")
+		}
+	}()
+	return pr
+}
+
+func (n *Net) waitMailedToken(did, purpose string, wait time.Duration) (mail.Message, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		msgs, _ := mail.ReadOutbox(pds.OutboxPath(n.Config.DataDir))
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].DID == did && msgs[i].Purpose == purpose {
+				return msgs[i], true
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return mail.Message{}, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
