@@ -78,6 +78,10 @@ type Config struct {
 	// (the default) means no default AppView: such methods answer MethodNotImplemented.
 	AppViewURL string
 	AppViewDID string
+	// AppViewCDNURLPattern is where the AppView serves account images, a format with
+	// three %s (kind, DID, CID), e.g. https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg. Views
+	// this PDS builds itself (read-after-write) point there, or at getBlob when unset.
+	AppViewCDNURLPattern string
 	// ProxyAllowPrivate lets proxied requests and did:web fetches reach loopback and
 	// private addresses. For development and tests only (it opens the proxy to SSRF).
 	ProxyAllowPrivate bool
@@ -208,6 +212,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("AppView DID %q is not a valid DID (set it together with the AppView URL)", c.AppViewDID)
 		}
 		c.AppViewURL = strings.TrimRight(c.AppViewURL, "/")
+	}
+	if p := c.AppViewCDNURLPattern; p != "" {
+		u, err := url.Parse(fmt.Sprintf(p, "kind", "did", "cid"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Count(p, "%s") != 3 || strings.Count(p, "%") != 3 {
+			return fmt.Errorf("AppView CDN URL pattern %q must be an http(s) URL with three %%s (kind, DID, CID) and no other %%", p)
+		}
 	}
 	return c.RateLimits.validate()
 }

@@ -120,6 +120,9 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		}
 		up.aud, up.client = svcDID.String(), s.proxy.guarded
 	}
+	if c != nil && rawPatchers[nsid.String()] != nil {
+		return s.forwardReadAfterWrite(w, r, nsid, up, c)
+	}
 	// aud is the bare service DID, not "did#service_id": the reference PDS still sends
 	// the bare DID ("phase 1" of the aud change) and services accept that form.
 	return s.forward(w, r, nsid, up, c, up.aud, nsid, nil)
@@ -146,34 +149,45 @@ func (s *Server) appView() *upstream {
 // passes the token on (getFeed: the AppView hands it to the feed generator). body, when
 // non-nil, replaces the request's own body (a handler that already read it).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSID, up upstream, c *caller, tokenAud string, lxm syntax.NSID, body []byte) error {
+	ctx, cancel := context.WithTimeout(r.Context(), proxyTotalTimeout)
+	defer cancel()
+	res, err := s.send(ctx, r, nsid, up, c, tokenAud, lxm, body, false)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	s.relay(w, r, nsid, res)
+	return nil
+}
+
+// send makes the upstream call of forward. identity asks the upstream for an
+// unencoded body (one this PDS is going to read) whatever the client accepts.
+func (s *Server) send(ctx context.Context, r *http.Request, nsid syntax.NSID, up upstream, c *caller, tokenAud string, lxm syntax.NSID, body []byte, identity bool) (*http.Response, error) {
 	var rd io.Reader
 	switch {
 	case body != nil:
 		rd = bytes.NewReader(body)
 	case r.Method == http.MethodPost:
 		if r.ContentLength > s.cfg.MaxBodyBytes {
-			return xrpc.Errorf(http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+			return nil, xrpc.Errorf(http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
 		}
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+		b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return xrpc.Errorf(http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-			}
-			return xrpc.InvalidRequest("reading request body: %v", err)
+			return nil, xrpc.InvalidRequest("reading request body: %v", err)
+		}
+		if int64(len(b)) > s.cfg.MaxBodyBytes {
+			return nil, xrpc.Errorf(http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
 		}
 		rd = bytes.NewReader(b)
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), proxyTotalTimeout)
-	defer cancel()
 	u := up.endpoint + "/xrpc/" + nsid.String()
 	if r.URL.RawQuery != "" {
 		u += "?" + r.URL.RawQuery
 	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, u, rd)
 	if err != nil {
-		return xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "invalid service endpoint %q", up.endpoint)
+		return nil, xrpc.Errorf(http.StatusBadGateway, "UpstreamFailure", "invalid service endpoint %q", up.endpoint)
 	}
 	for _, h := range proxyRequestHeaders {
 		if v := r.Header.Values(h); len(v) > 0 {
@@ -190,7 +204,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSI
 	}
 	// Setting Accept-Encoding ourselves keeps the body as the upstream encoded it (no
 	// transparent gunzip), so Content-Encoding can be passed back as is.
-	if ae := r.Header.Get("Accept-Encoding"); ae != "" {
+	if ae := r.Header.Get("Accept-Encoding"); ae != "" && !identity {
 		out.Header.Set("Accept-Encoding", ae)
 	} else {
 		out.Header.Set("Accept-Encoding", "identity")
@@ -198,7 +212,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSI
 	if c != nil {
 		tok, err := s.serviceAuthToken(ctx, c.DID, tokenAud, &lxm, defaultServiceAuthTTL)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.Header.Set("Authorization", "Bearer "+tok)
 	}
@@ -212,9 +226,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSI
 		case errors.Is(err, netguard.ErrRefused):
 			msg = "upstream service is not at a public address"
 		}
-		return &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: msg, Err: err}
+		return nil, &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: msg, Err: err}
 	}
-	defer res.Body.Close()
+	return res, nil
+}
+
+// relay streams an upstream answer back to the client: status, body and the headers
+// apps rely on.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, nsid syntax.NSID, res *http.Response) {
 	h := w.Header()
 	for _, name := range proxyResponseHeaders {
 		if v := res.Header.Values(name); len(v) > 0 {
@@ -230,7 +249,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nsid syntax.NSI
 			s.log.Debug("proxy: copying upstream answer", "nsid", nsid, "err", err)
 		}
 	}
-	return nil
 }
 
 func isTimeout(err error) bool {

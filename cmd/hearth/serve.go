@@ -50,6 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
 			&cli.StringFlag{Name: "appview-url", Usage: "default AppView that methods this PDS does not serve are proxied to, e.g. https://api.bsky.app (unset: no default)", EnvVars: []string{"HEARTH_APPVIEW_URL"}},
 			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
+			&cli.StringFlag{Name: "appview-cdn-url-pattern", Usage: "where the AppView serves images, three %s for kind, DID and CID, e.g. https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg (unset: this PDS's getBlob)", EnvVars: []string{"HEARTH_APPVIEW_CDN_URL_PATTERN"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
 			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
@@ -118,6 +119,7 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	}
 	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
 	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
+	c.AppViewCDNURLPattern = strings.TrimSpace(cctx.String("appview-cdn-url-pattern"))
 	c.ProxyAllowPrivate = cctx.Bool("proxy-allow-private")
 	if err := readRateLimitFlags(cctx, &c.RateLimits); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hearth-social/hearth/repo"
 	"github.com/ipfs/go-cid"
@@ -145,6 +146,59 @@ func (s *Store) ListRecords(ctx context.Context, did, collection, cursor string,
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// RevRecord is a record written in a given revision.
+type RevRecord struct {
+	Collection, RKey, Rev string
+	CID                   cid.Cid
+	Value                 []byte
+}
+
+// RecordsSinceRev returns up to limit of did's records in the given collections written
+// after rev, oldest first (read-after-write: what an AppView behind rev has not seen).
+// It returns none when no record is at or before rev: a rev older than everything here
+// (an imported repository, another server's clock) says nothing about what is new.
+func (s *Store) RecordsSinceRev(ctx context.Context, did, rev string, collections []string, limit int) ([]RevRecord, error) {
+	if len(collections) == 0 {
+		return nil, nil
+	}
+	q := `SELECT collection, rkey, rev, cid, value FROM records WHERE did = ? AND rev > ? AND collection IN (?` +
+		strings.Repeat(", ?", len(collections)-1) + `) ORDER BY rev ASC LIMIT ?`
+	args := []any{did, rev}
+	for _, c := range collections {
+		args = append(args, c)
+	}
+	args = append(args, limit)
+	rows, err := s.db.Read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RevRecord
+	for rows.Next() {
+		var r RevRecord
+		var c []byte
+		if err := rows.Scan(&r.Collection, &r.RKey, &r.Rev, &c, &r.Value); err != nil {
+			return nil, err
+		}
+		if r.CID, err = cid.Cast(c); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil || len(out) == 0 {
+		return nil, err
+	}
+	var one int
+	err = s.db.Read.QueryRowContext(ctx, `SELECT 1 FROM records WHERE did = ? AND rev <= ? LIMIT 1`, did, rev).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Collections lists the collections a repository has records in.
