@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -84,7 +87,9 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "password", Required: true, Usage: "its password or an app password", EnvVars: []string{"HEARTH_FEED_PASSWORD"}},
 					&cli.StringFlag{Name: "feed", Required: true, Usage: "short name of the feed (" + strings.Join(rank.Default().Names(), ", ") + ")"},
 					&cli.StringFlag{Name: "display-name", Required: true, Usage: "name shown in apps (at most 24 characters)"},
-					&cli.StringFlag{Name: "description", Usage: "description shown in apps"},
+					&cli.StringFlag{Name: "description", Usage: "description shown in apps (default: what the feed shows, for the feeds Hearth ships)"},
+					&cli.PathFlag{Name: "avatar", Usage: "PNG or JPEG image shown as the feed's avatar (at most 1 MB)"},
+					&cli.StringFlag{Name: "content-mode", Value: "unspecified", Usage: "how apps should show the feed: unspecified, or video (a video-only feed shown full screen)"},
 					&cli.StringFlag{Name: "service-did", Usage: "DID of the feed generator (default did:web:FEED-HOSTNAME; for localhost did:web:localhost%3APORT, the port of --feed-listen)"},
 					feedHostnameFlag(),
 					feedListenFlag(),
@@ -245,6 +250,41 @@ func runFeedServe(cctx *cli.Context) error {
 	return rt.Run(ctx)
 }
 
+// feedDescriptions are the default descriptions of the feeds Hearth ships.
+var feedDescriptions = map[string]string{
+	"recent":              "Every post this feed generator has seen, newest first.",
+	"following":           "Posts from the accounts you follow, newest first.",
+	rank.FeedHuman:        "Posts with no known sign of AI generation, ranked. Provenance is read from C2PA, IPTC and generator metadata and from self-labels.",
+	rank.FeedAI:           "Posts whose images or labels say they were made with generative AI, ranked, with the evidence.",
+	rank.FeedBalanced:     "Mostly human work with a share of AI-made posts, ranked, each classified by its provenance.",
+	rank.FeedFollowingMix: "Posts from the accounts you follow, human work and a share of AI-made posts, ranked.",
+}
+
+// maxAvatarBytes is the lexicon's limit for a feed generator's avatar.
+const maxAvatarBytes = 1_000_000
+
+// uploadAvatar uploads a PNG or JPEG for a feed generator record and returns its blob.
+func uploadAvatar(ctx context.Context, client *xrpc.Client, session *xrpc.Session, path string) (json.RawMessage, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--avatar: %w", err)
+	}
+	if len(data) > maxAvatarBytes {
+		return nil, fmt.Errorf("--avatar %s: %d bytes, more than the %d a feed avatar may have", path, len(data), maxAvatarBytes)
+	}
+	mime := http.DetectContentType(data)
+	if mime != "image/png" && mime != "image/jpeg" {
+		return nil, fmt.Errorf("--avatar %s: a PNG or JPEG image is needed, not %s", path, mime)
+	}
+	var out struct {
+		Blob json.RawMessage `json:"blob"`
+	}
+	if err := client.ProcedureBytes(ctx, "com.atproto.repo.uploadBlob", session.AccessJwt, mime, data, &out); err != nil {
+		return nil, fmt.Errorf("uploading the avatar: %w", err)
+	}
+	return out.Blob, nil
+}
+
 func runFeedPublish(cctx *cli.Context) error {
 	ctx, cancel := context.WithTimeout(cctx.Context, time.Minute)
 	defer cancel()
@@ -283,8 +323,23 @@ func runFeedPublish(cctx *cli.Context) error {
 		// The feed generator takes app.bsky.feed.sendInteractions ("see less", seen, click).
 		"acceptsInteractions": true,
 	}
+	switch mode := cctx.String("content-mode"); mode {
+	case "unspecified", "video":
+		record["contentMode"] = "app.bsky.feed.defs#contentMode" + strings.ToUpper(mode[:1]) + mode[1:]
+	default:
+		return fmt.Errorf("--content-mode %q: want unspecified or video", mode)
+	}
 	if d := cctx.String("description"); d != "" {
 		record["description"] = d
+	} else if d, ok := feedDescriptions[name]; ok {
+		record["description"] = d
+	}
+	if path := cctx.Path("avatar"); path != "" {
+		blob, err := uploadAvatar(ctx, client, session, path)
+		if err != nil {
+			return err
+		}
+		record["avatar"] = blob
 	}
 	uri, cid, err := client.PutRecord(ctx, session, "app.bsky.feed.generator", name, record)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,8 +151,10 @@ func TestServeRunsFeedgen(t *testing.T) {
 	var pub lockedBuffer
 	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer pcancel()
+	avatar := filepath.Join(t.TempDir(), "avatar.png")
+	require.NoError(t, os.WriteFile(avatar, []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), 0o600))
 	err = newApp(&pub, &pub).RunContext(pctx, []string{"hearth", "feed", "publish", "--pds", base, "--handle", "alice.test", "--password", "pw-alice",
-		"--feed", "recent", "--display-name", "Recent posts", "--description", "Everything, newest first", "--feed-listen", fmt.Sprintf("127.0.0.1:%d", feedPort)})
+		"--feed", "recent", "--display-name", "Recent posts", "--avatar", avatar, "--feed-listen", fmt.Sprintf("127.0.0.1:%d", feedPort)})
 	require.NoError(t, err, pub.String())
 	uri := "at://" + did + "/app.bsky.feed.generator/recent"
 	require.Contains(t, pub.String(), "published "+uri)
@@ -166,6 +170,10 @@ func TestServeRunsFeedgen(t *testing.T) {
 	require.Equal(t, feedDID, got.Value["did"])
 	require.Equal(t, "Recent posts", got.Value["displayName"])
 	require.Equal(t, true, got.Value["acceptsInteractions"])
+	require.Equal(t, "app.bsky.feed.defs#contentModeUnspecified", got.Value["contentMode"])
+	require.Equal(t, feedDescriptions["recent"], got.Value["description"], "the shipped feed's description by default")
+	av, _ := got.Value["avatar"].(map[string]any)
+	require.Equal(t, "image/png", av["mimeType"], "the avatar is an uploaded blob: %v", got.Value["avatar"])
 	// The record alone makes alice's feed live on the running feed generator (it reads
 	// this PDS's firehose), with no restart; describeFeedGenerator lists it.
 	waitForPost(t, feedBase, uri, post)
@@ -183,6 +191,15 @@ func TestServeRunsFeedgen(t *testing.T) {
 		listed = append(listed, f.URI)
 	}
 	require.Contains(t, listed, uri)
+
+	// Bad flags are refused before anything is written.
+	notImage := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(notImage, []byte("hello"), 0o600))
+	for _, bad := range [][]string{{"--avatar", notImage}, {"--content-mode", "loud"}} {
+		err = newApp(&pub, &pub).RunContext(pctx, append([]string{"hearth", "feed", "publish", "--pds", base, "--handle", "alice.test", "--password", "pw-alice",
+			"--feed", "recent", "--display-name", "x"}, bad...))
+		require.Error(t, err, "%v", bad)
+	}
 
 	// A wrong password is reported, not ignored.
 	err = newApp(&pub, &pub).RunContext(pctx, []string{"hearth", "feed", "publish", "--pds", base, "--handle", "alice.test", "--password", "nope",
