@@ -70,7 +70,7 @@ func Open(ctx context.Context, path string, opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlitedb.Open(ctx, path, sub, sqlitedb.Options{Synchronous: sync, Readers: opts.Readers})
+	db, err := sqlitedb.Open(ctx, path, sub, sqlitedb.Options{Synchronous: sync, Readers: opts.Readers, ReaderMmapBytes: 1 << 30})
 	if err != nil {
 		return nil, fmt.Errorf("feed index: %w", err)
 	}

@@ -24,7 +24,7 @@ const NoCursor = math.MaxInt64
 
 // RecentPosts returns visible posts with seq < before, newest first.
 func (ix *Index) RecentPosts(ctx context.Context, before int64, limit int) ([]FeedPost, error) {
-	return ix.feedQuery(ctx, `SELECT seq, uri FROM posts WHERE seq < ? AND hidden = 0 ORDER BY seq DESC LIMIT ?`, before, limit)
+	return ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq WHERE hidden = 0 AND seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
 }
 
 // followFanoutLimit is the number of follows up to which FollowingPosts looks posts up
@@ -44,9 +44,9 @@ func (ix *Index) FollowingPosts(ctx context.Context, viewer string, before int64
 	case follows == 0:
 		return []FeedPost{}, nil
 	case follows > followFanoutLimit:
-		// "+author" keeps SQLite on the rowid (seq) order instead of the author index.
-		return ix.feedQuery(ctx, `SELECT seq, uri FROM posts
-			WHERE seq < ? AND hidden = 0 AND +author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?)
+		// Down the visible posts by seq (not the author index), filtered by the follow set.
+		return ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq
+			WHERE hidden = 0 AND seq < ? AND author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?)
 			ORDER BY seq DESC LIMIT ?`, before, lo, hi, limit)
 	}
 	// Through the author index, SQLite reads every matching post below the cursor and
@@ -63,7 +63,7 @@ func (ix *Index) FollowingPosts(ctx context.Context, viewer string, before int64
 	out := []FeedPost{}
 	for window := ix.followWindow; top > 1 && len(out) < limit; window *= 8 {
 		floor := max(top-window, 0)
-		page, err := ix.feedQuery(ctx, `SELECT seq, uri FROM posts
+		page, err := ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_author_seq
 			WHERE author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?) AND seq < ? AND seq >= ? AND hidden = 0
 			ORDER BY seq DESC LIMIT ?`, lo, hi, top, floor, limit-len(out))
 		if err != nil {
@@ -75,6 +75,7 @@ func (ix *Index) FollowingPosts(ctx context.Context, viewer string, before int64
 	return out, nil
 }
 
+// feedQuery runs a query of (seq, author, rkey) rows of posts.
 func (ix *Index) feedQuery(ctx context.Context, q string, args ...any) ([]FeedPost, error) {
 	return scanFeed(ix.db.Read.QueryContext(ctx, q, args...))
 }
@@ -87,9 +88,11 @@ func scanFeed(rows *sql.Rows, err error) ([]FeedPost, error) {
 	out := []FeedPost{}
 	for rows.Next() {
 		var p FeedPost
-		if err := rows.Scan(&p.Seq, &p.URI); err != nil {
+		var author, rkey string
+		if err := rows.Scan(&p.Seq, &author, &rkey); err != nil {
 			return nil, err
 		}
+		p.URI = "at://" + author + "/" + CollectionPost + "/" + rkey
 		out = append(out, p)
 	}
 	return out, rows.Err()

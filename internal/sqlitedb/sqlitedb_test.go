@@ -111,3 +111,27 @@ func TestIsUniqueViolation(t *testing.T) {
 		}
 	}
 }
+
+// Readers map the file when asked to, every pooled connection alike; by default not.
+func TestReaderMmap(t *testing.T) {
+	ctx := context.Background()
+	for _, want := range []int64{0, 64 << 20} {
+		db, err := Open(ctx, filepath.Join(t.TempDir(), "m.sqlite"), fstest.MapFS{"001_a.sql": {Data: []byte(`CREATE TABLE a (x);`)}}, Options{ReaderMmapBytes: want})
+		require.NoError(t, err)
+		conns := make([]*sql.Conn, 3)
+		for i := range conns {
+			conns[i], err = db.Read.Conn(ctx)
+			require.NoError(t, err)
+			var got int64
+			require.NoError(t, conns[i].QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&got))
+			require.Equal(t, want, got)
+			var mode string
+			require.NoError(t, conns[i].QueryRowContext(ctx, `PRAGMA query_only`).Scan(&mode))
+			require.Equal(t, "1", mode, "the DSN's settings still apply")
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		require.NoError(t, db.Close())
+	}
+}
