@@ -2,9 +2,7 @@ package pds
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
@@ -96,58 +94,4 @@ func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request) err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// emailTokenTTL is how long a mailed token works (the reference's 15 minutes).
-const emailTokenTTL = 15 * time.Minute
-
-// mailToken makes a fresh single-use token for did and purpose and mails it to the
-// account's address. The token is never logged.
-func (s *Server) mailToken(ctx context.Context, did, purpose string) error {
-	acct, err := s.store.AccountByDID(ctx, did)
-	if err != nil {
-		return err
-	}
-	if acct.Email == "" {
-		return xrpc.InvalidRequest("the account has no email address to send the token to")
-	}
-	tok, err := auth.NewEmailToken()
-	if err != nil {
-		return err
-	}
-	if err := s.store.Write(ctx, func(tx *store.Tx) error {
-		return tx.PutEmailToken(did, purpose, tok, time.Now().Add(emailTokenTTL))
-	}); err != nil {
-		return err
-	}
-	subject, what := mailText(purpose)
-	body := "Hello " + acct.Handle + ",\n\n" + what + "\n\n    " + tok + "\n\nIt works once, for " +
-		emailTokenTTL.String() + ". If you did not ask for it, ignore this mail; nothing changes without it.\n\n-- Hearth at " + s.cfg.PublicURL + "\n"
-	if err := s.cfg.Mailer.Send(ctx, mail.Message{To: acct.Email, Subject: subject, Body: body, DID: did, Purpose: purpose, Token: tok}); err != nil {
-		s.log.Error("sending mail", "did", did, "purpose", purpose, "err", err)
-		return xrpc.Errorf(http.StatusInternalServerError, "InternalServerError", "the mail could not be sent")
-	}
-	return nil
-}
-
-func mailText(purpose string) (subject, what string) {
-	switch purpose {
-	case mail.PurposePLCOperation:
-		return "Your PLC operation token", "Someone (hopefully you) asked to change your account's identity (DID document), for example to move the account to another server. To sign the change, use this token:"
-	case mail.PurposeDeleteAccount:
-		return "Your account deletion token", "Someone (hopefully you) asked to delete your account. To delete it, with everything in it, use this token:"
-	}
-	return "Your token", "Use this token:"
-}
-
-// takeToken consumes an emailed token, answering the XRPC errors clients expect.
-func takeToken(tx *store.Tx, did, purpose, token string) error {
-	err := tx.TakeEmailToken(did, purpose, token)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return xrpc.Errorf(http.StatusBadRequest, "InvalidToken", "token is invalid")
-	case errors.Is(err, store.ErrTokenExpired):
-		return xrpc.Errorf(http.StatusBadRequest, "ExpiredToken", "token has expired")
-	}
-	return err
 }

@@ -37,8 +37,8 @@ type Config struct {
 	// Directory resolves handles and DIDs not hosted here (resolveHandle); nil builds
 	// internal/resolve's cached directory on PLCURL (tests inject their own).
 	Directory indigoid.Directory
-	// Mailer sends the mailed tokens (PLC operations, account deletion); nil writes them
-	// to the outbox OutboxPath in the data dir.
+	// Mailer sends the mailed tokens (PLC operations, account deletion, email and password
+	// recovery, sign-in codes); nil writes them to the outbox OutboxPath in the data dir.
 	Mailer mail.Mailer
 	// AdminPassword guards admin methods (HTTP Basic admin:PASSWORD).
 	AdminPassword string
@@ -114,7 +114,8 @@ type RateLimits struct {
 	// UploadBlob counts uploads per account.
 	UploadBlob []ratelimit.Limit
 	// EmailRequests counts the methods that send an email or check an emailed token,
-	// together, per account (per IP for the unauthenticated ones).
+	// together, per account (per IP for the unauthenticated ones; requestPasswordReset
+	// per IP and per address).
 	EmailRequests []ratelimit.Limit
 	// MaxKeys caps the clients each limit tracks at once (memory stays bounded; past it
 	// the oldest window is forgotten).

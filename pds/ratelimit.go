@@ -48,6 +48,7 @@ const (
 	keyIP         keyBy = iota
 	keyAccount          // the caller's DID; the client IP when there is no caller
 	keyIdentifier       // createSession's identifier, lower-cased
+	keyEmail            // requestPasswordReset's email, lower-cased, and the client IP
 )
 
 // routeLimit is one method's own limit.
@@ -97,7 +98,7 @@ func newRateLimiter(cfg RateLimits, log *slog.Logger) *rateLimiter {
 		"com.atproto.server.confirmEmail":                   {limits: emails, key: keyAccount},
 		"com.atproto.server.requestEmailUpdate":             {limits: emails, key: keyAccount},
 		"com.atproto.server.updateEmail":                    {limits: emails, key: keyAccount},
-		"com.atproto.server.requestPasswordReset":           {limits: emails, key: keyIP},
+		"com.atproto.server.requestPasswordReset":           {limits: emails, key: keyEmail},
 		"com.atproto.server.resetPassword":                  {limits: emails, key: keyIP},
 		"com.atproto.server.requestAccountDelete":           {limits: emails, key: keyAccount},
 		"com.atproto.server.deleteAccount":                  {limits: emails, key: keyIP},
@@ -220,11 +221,21 @@ func (s *Server) checkRateLimit(r *http.Request, nsid string, c *caller) error {
 			key = c.DID
 		}
 	case keyIdentifier:
-		id := peekIdentifier(r)
+		id := peekField(r, "identifier")
 		if id == "" {
 			return nil // the handler refuses the request
 		}
 		key = "id:" + id // apart from IP and DID keys in a shared budget
+	case keyEmail:
+		// Per address (no flood of mail to one inbox from many clients) and per client
+		// (no sweep of addresses from one).
+		if err := st.apply(rt.limits.Allow(key, 1)); err != nil {
+			return err
+		}
+		if key = peekField(r, "email"); key == "" {
+			return nil
+		}
+		key = "email:" + key
 	}
 	res := rt.limits.Allow(key, 1)
 	if !res.Allowed {
@@ -233,21 +244,21 @@ func (s *Server) checkRateLimit(r *http.Request, nsid string, c *caller) error {
 	return st.apply(res)
 }
 
-// peekIdentifier reads createSession's identifier from the body and puts the body back
-// for the handler. "" when there is none to read (the handler answers that).
-func peekIdentifier(r *http.Request) string {
+// peekField reads a string field of a JSON body (createSession's identifier,
+// requestPasswordReset's email) and puts the body back for the handler. "" when there is
+// none to read (the handler answers that).
+func peekField(r *http.Request, field string) string {
 	if r.Body == nil {
 		return ""
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxIdentifierBody+1))
 	r.Body = readCloser{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-	var in struct {
-		Identifier string `json:"identifier"`
-	}
-	if json.Unmarshal(body, &in) != nil {
+	var in map[string]json.RawMessage
+	var v string
+	if json.Unmarshal(body, &in) != nil || json.Unmarshal(in[field], &v) != nil {
 		return ""
 	}
-	return strings.ToLower(strings.TrimSpace(in.Identifier))
+	return strings.ToLower(strings.TrimSpace(v))
 }
 
 type readCloser struct {

@@ -80,6 +80,13 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.identity.submitPlcOperation":           post(authUser, s.handleSubmitPlcOperation),
 		"com.atproto.server.requestAccountDelete":           post(authUser, s.handleRequestAccountDelete),
 		"com.atproto.server.deleteAccount":                  post(authNone, s.handleDeleteAccount),
+		// Email and recovery (email_handlers.go).
+		"com.atproto.server.requestEmailConfirmation": post(authUser, s.handleRequestEmailConfirmation),
+		"com.atproto.server.confirmEmail":             post(authUser, s.handleConfirmEmail),
+		"com.atproto.server.requestEmailUpdate":       post(authUser, s.handleRequestEmailUpdate),
+		"com.atproto.server.updateEmail":              post(authUser, s.handleUpdateEmail),
+		"com.atproto.server.requestPasswordReset":     post(authNone, s.handleRequestPasswordReset),
+		"com.atproto.server.resetPassword":            post(authNone, s.handleResetPassword),
 		// com.atproto.repo
 		"com.atproto.repo.createRecord": post(authUser, s.handleCreateRecord),
 		"com.atproto.repo.putRecord":    post(authUser, s.handlePutRecord),
@@ -249,6 +256,9 @@ func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 		claims, err := s.sessions.CheckAccess(tok)
 		if err != nil {
 			return nil, authError(err)
+		}
+		if s.accessRevoked(claims) { // issued before a password reset
+			return nil, authError(auth.ErrExpiredToken)
 		}
 		c = &caller{DID: claims.Subject, Scope: claims.Scope}
 	case authRefresh:

@@ -43,6 +43,8 @@ type Server struct {
 	tids     *syntax.TIDClock
 	accounts *accountCache
 	signups  *reservations
+	mailq    mailQueue      // mail sent after the answer (email_handlers.go)
+	cutoffs  sessionCutoffs // password resets that end older access tokens (email_handlers.go)
 	// appPassKey keys the app-password lookup hash; dummyHash is verified for logins with
 	// an unknown identifier so they cost what a known one does.
 	appPassKey []byte
@@ -115,6 +117,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		jwtKey = []byte(cfg.JWTSecret)
 	}
 	s.sessions = auth.NewSessions(jwtKey, cfg.ServerDID())
+	if err := s.loadSessionCutoffs(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if s.appPassKey, err = st.Secret(ctx, "app-password-lookup", func() ([]byte, error) {
 		b := make([]byte, 32)
 		_, err := rand.Read(b)
@@ -174,6 +180,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.seq.RunRetention(ctx) })
 	wg.Go(func() { s.runBlobGC(ctx) })
 	wg.Go(func() { s.runAccountMaintenance(ctx) })
+	wg.Go(func() { s.runMailQueue(ctx) })
 	wg.Wait()
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -49,8 +50,9 @@ func (s *Server) validateNewHandle(raw string) (syntax.Handle, error) {
 }
 
 type createSessionInput struct {
-	Identifier string `json:"identifier"`
-	Password   string `json:"password"`
+	Identifier      string `json:"identifier"`
+	Password        string `json:"password"`
+	AuthFactorToken string `json:"authFactorToken"`
 }
 
 // lookupAccount finds an account by handle (with or without a leading @), DID or email.
@@ -156,11 +158,21 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if acct.Status == store.StatusTakendown {
 		return xrpc.Errorf(http.StatusUnauthorized, "AccountTakedown", "account has been taken down")
 	}
+	// The email second factor (email_handlers.go): the code is consumed with the session.
+	factor := needsAuthFactor(acct, scope)
+	if factor && strings.TrimSpace(in.AuthFactorToken) == "" {
+		return s.requireAuthFactor(ctx, acct.DID)
+	}
 	pair, err := s.sessions.Issue(acct.DID, scope)
 	if err != nil {
 		return err
 	}
 	if err := s.store.Write(ctx, func(tx *store.Tx) error {
+		if factor {
+			if err := takeToken(tx, acct.DID, mail.PurposeSignIn, in.AuthFactorToken); err != nil {
+				return err
+			}
+		}
 		return tx.PutRefreshToken(store.RefreshToken{ID: pair.RefreshID, DID: acct.DID, AppPassword: appPass, Scope: scope, Expires: pair.RefreshExpires})
 	}); err != nil {
 		return err
@@ -172,7 +184,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 func (s *Server) sessionOutput(acct *store.Account, pair *auth.Pair) *comatproto.ServerCreateSession_Output {
 	v := sessionView(acct)
 	return &comatproto.ServerCreateSession_Output{
-		Did: v.Did, Handle: v.Handle, Active: v.Active, Status: v.Status, Email: v.Email, EmailConfirmed: v.EmailConfirmed,
+		Did: v.Did, Handle: v.Handle, Active: v.Active, Status: v.Status, Email: v.Email, EmailConfirmed: v.EmailConfirmed, EmailAuthFactor: v.EmailAuthFactor,
 		AccessJwt: pair.Access, RefreshJwt: pair.Refresh,
 	}
 }
@@ -182,8 +194,8 @@ func sessionView(acct *store.Account) *comatproto.ServerGetSession_Output {
 	active := acct.Active()
 	out := &comatproto.ServerGetSession_Output{Did: acct.DID, Handle: acct.Handle, Active: &active}
 	if acct.Email != "" {
-		email, confirmed := acct.Email, false
-		out.Email, out.EmailConfirmed = &email, &confirmed
+		email, confirmed, factor := acct.Email, acct.EmailConfirmed, acct.EmailAuthFactor
+		out.Email, out.EmailConfirmed, out.EmailAuthFactor = &email, &confirmed, &factor
 	}
 	if !active {
 		st := acct.Status

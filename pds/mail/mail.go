@@ -1,5 +1,5 @@
 // Package mail sends the PDS's mail: the tokens that confirm a PLC operation, an
-// account deletion, an email address. With an SMTP URL it sends through that server
+// account deletion, an email address or its change, a password reset, a sign-in. With an SMTP URL it sends through that server
 // (github.com/wneessen/go-mail: implicit TLS on smtps://, STARTTLS required on
 // smtp://); without one (the embedded default) it appends to an outbox file in the
 // data dir that only the operator can read, so a self-hoster can migrate an account
@@ -31,6 +31,8 @@ const (
 	PurposeConfirmEmail  = "confirm_email"
 	PurposeUpdateEmail   = "update_email"
 	PurposeResetPassword = "reset_password"
+	// PurposeSignIn is the code a password login needs when the email second factor is on.
+	PurposeSignIn = "sign_in"
 )
 
 // Message is one plain-text mail. DID, Purpose and Token are kept in the outbox (so

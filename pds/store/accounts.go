@@ -37,16 +37,21 @@ type Account struct {
 	SigningKey   []byte
 	Status       string
 	CreatedAt    string
+	// EmailConfirmed: the current Email was confirmed with a mailed token (changing the
+	// address clears it). EmailAuthFactor: a password login also needs a mailed code.
+	EmailConfirmed  bool
+	EmailAuthFactor bool
 }
 
 // Active reports whether the account can be read and written.
 func (a *Account) Active() bool { return a.Status == StatusActive }
 
-const accountCols = `did, handle, coalesce(email, ''), password_hash, signing_key, status, created_at`
+const accountCols = `did, handle, coalesce(email, ''), password_hash, signing_key, status, created_at,
+	email_confirmed_ms IS NOT NULL, email_auth_factor`
 
 func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
 	var a Account
-	if err := row.Scan(&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &a.SigningKey, &a.Status, &a.CreatedAt); err != nil {
+	if err := row.Scan(&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &a.SigningKey, &a.Status, &a.CreatedAt, &a.EmailConfirmed, &a.EmailAuthFactor); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
