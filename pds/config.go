@@ -2,6 +2,7 @@ package pds
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -85,6 +86,14 @@ type Config struct {
 	// ProxyAllowPrivate lets proxied requests and did:web fetches reach loopback and
 	// private addresses. For development and tests only (it opens the proxy to SSRF).
 	ProxyAllowPrivate bool
+	// ServerName and ServerLogoURL brand the sign-in, consent and account pages
+	// (pds/web): empty name is "Hearth"; the logo is a same-origin path, https or data:
+	// URL (empty: the name's initial).
+	ServerName    string
+	ServerLogoURL string
+	// OAuthClientHTTP fetches OAuth client metadata and jwks_uri documents; nil is the
+	// SSRF-guarded client (tests inject one trusting their TLS server).
+	OAuthClientHTTP *http.Client
 	// RateLimits are the per-client request limits (ratelimit.go).
 	RateLimits RateLimits
 }

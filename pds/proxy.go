@@ -120,6 +120,9 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		}
 		up.aud, up.client = svcDID.String(), s.proxy.guarded
 	}
+	if err := s.checkOAuthProxy(c, svcDID, svcID, nsid); err != nil {
+		return err
+	}
 	if c != nil && rawPatchers[nsid.String()] != nil {
 		return s.forwardReadAfterWrite(w, r, nsid, up, c)
 	}

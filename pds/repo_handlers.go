@@ -46,6 +46,9 @@ func (s *Server) handleCreateRecord(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	if err := requireRepoScope(ctx, coll, "create"); err != nil {
+		return err
+	}
 	var rkey syntax.RecordKey
 	if in.RKey != nil {
 		if rkey, err = parseRKey(*in.RKey); err != nil {
@@ -106,6 +109,12 @@ func (s *Server) handlePutRecord(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := requireRepoScope(ctx, coll, "create"); err != nil {
+		return err
+	}
+	if err := requireRepoScope(ctx, coll, "update"); err != nil {
+		return err
+	}
 	rec, err := s.prepareRecord(coll, rkey, in.Record, in.Validate)
 	if err != nil {
 		return err
@@ -150,6 +159,9 @@ func (s *Server) handleDeleteRecord(w http.ResponseWriter, r *http.Request) erro
 	}
 	did, coll, rkey, swap, err := s.recordTarget(ctx, in.Repo, in.Collection, in.RKey, in.SwapCommit)
 	if err != nil {
+		return err
+	}
+	if err := requireRepoScope(ctx, coll, "delete"); err != nil {
 		return err
 	}
 	swapRec, err := parseCIDParam("swapRecord", in.SwapRecord)
@@ -219,6 +231,9 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 			wr.Action = repo.ActionDelete
 		default:
 			return xrpc.InvalidRequest("writes[%d]: unknown $type %q", i, x.Type)
+		}
+		if err := requireRepoScope(ctx, coll, string(wr.Action)); err != nil {
+			return err
 		}
 		switch {
 		case x.RKey != nil:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/auth"
+	"github.com/hearth-social/hearth/pds/oauth"
 	"github.com/hearth-social/hearth/pds/store"
 )
 
@@ -124,6 +125,7 @@ type caller struct {
 	Scope     string
 	RefreshID string // for refresh-token routes
 	Admin     bool
+	OAuth     *oauth.Grant // set for DPoP-bound OAuth tokens (oauth_scopes.go)
 }
 
 type callerKey struct{}
@@ -143,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /xrpc/_health", func(w http.ResponseWriter, r *http.Request) {
 		xrpc.WriteJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
 	})
+	s.registerOAuth(mux)
 	mux.HandleFunc("GET /robots.txt", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "User-agent: *\nAllow: /\n")
@@ -171,6 +174,9 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 
 func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	nsid := r.PathValue("nsid")
+	if oauth.IsDPoP(r) {
+		s.oauth.SetNonce(w) // on every answer to a DPoP-authenticated call
+	}
 	rt, ok := s.routes[nsid]
 	if !ok {
 		// Not served here: forward to the atproto-proxy service or the default AppView
@@ -192,6 +198,10 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	if c != nil {
 		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 	}
+	if err := s.checkOAuthRoute(r, nsid, c); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	if err := s.checkRateLimit(r, nsid, c); err != nil {
 		s.fail(w, r, err)
 		return
@@ -207,6 +217,7 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 
 // fail maps an error to its XRPC response.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	setAuthHeaders(w, err)
 	xrpc.WriteError(w, r, s.log, err)
 }
 
@@ -231,6 +242,7 @@ func authError(err error) error {
 // only: it is not a user and must never write into somebody's repo.
 func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 	var c *caller
+	var err error
 	switch rt.auth {
 	case authNone:
 		return nil, nil
@@ -242,6 +254,12 @@ func (s *Server) authenticate(r *http.Request, rt route) (*caller, error) {
 	case authOptional, authUser:
 		if rt.auth == authOptional && r.Header.Get("Authorization") == "" {
 			return nil, nil
+		}
+		if oauth.IsDPoP(r) {
+			if c, err = s.authenticateDPoP(r); err != nil {
+				return nil, err
+			}
+			break
 		}
 		tok, err := auth.BearerToken(r)
 		if err != nil {

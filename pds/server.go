@@ -20,9 +20,11 @@ import (
 	"github.com/hearth-social/hearth/lexicons"
 	"github.com/hearth-social/hearth/pds/auth"
 	"github.com/hearth-social/hearth/pds/blobs"
+	"github.com/hearth-social/hearth/pds/oauth"
 	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/sequencer"
 	"github.com/hearth-social/hearth/pds/store"
+	"github.com/hearth-social/hearth/pds/web"
 )
 
 // Server is a running PDS (without its listener: see Handler and cmd/hearth).
@@ -53,6 +55,10 @@ type Server struct {
 	// uncached, for migration checks that must see a DID document as it is now.
 	dir      indigoid.Directory
 	freshDir indigoid.Directory
+	// oauth is the OAuth authorization server, pages the sign-in/consent/account pages
+	// (oauth_setup.go).
+	oauth *oauth.Provider
+	pages *web.Pages
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -161,6 +167,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.dir, s.freshDir = cfg.Directory, resolve.NewUncached(rcfg)
 	if s.dir == nil {
 		s.dir = resolve.New(rcfg)
+	}
+	if err := s.setupOAuth(ctx); err != nil {
+		st.Close()
+		return nil, err
 	}
 	s.routes = s.buildRoutes()
 	s.proxy = newProxy(cfg, s.plc)

@@ -264,6 +264,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	out := sessionView(acct)
+	redactSession(c, out)
 	if doc, err := s.plc.Resolve(r.Context(), syntax.DID(acct.DID)); err == nil {
 		var d any = doc
 		out.DidDoc = &d

@@ -97,7 +97,8 @@ func (t *Tx) RefreshTokenExpiry(id string) (time.Time, error) {
 // RevokeSessions ends every session and app password of an account (takedown,
 // deletion).
 func (t *Tx) RevokeSessions(did string) error {
-	for _, q := range []string{`DELETE FROM refresh_tokens WHERE did = ?`, `DELETE FROM app_passwords WHERE did = ?`} {
+	for _, q := range []string{`DELETE FROM refresh_tokens WHERE did = ?`, `DELETE FROM app_passwords WHERE did = ?`,
+		`DELETE FROM oauth_tokens WHERE did = ?`, `DELETE FROM web_sessions WHERE did = ?`} {
 		if _, err := t.exec(q, did); err != nil {
 			return fmt.Errorf("revoking sessions: %w", err)
 		}
