@@ -36,9 +36,15 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 	if err := xrpc.DecodeJSON(w, r, 64<<10, &in); err != nil {
 		return err
 	}
-	handle, err := s.validateNewHandle(in.Handle)
+	// A handle outside this PDS's domains must resolve to the account's DID, so, as in
+	// the reference PDS, it is accepted only from an account that brings its DID
+	// (arriving from another PDS), and checked once that DID's token is.
+	handle, custom, err := s.checkHandleSyntax(in.Handle)
 	if err != nil {
 		return err
+	}
+	if custom && in.DID == "" {
+		return xrpc.Errorf(http.StatusBadRequest, "UnsupportedDomain", "Not a supported handle domain: a handle outside %s needs an existing DID that it resolves to", strings.Join(s.cfg.HandleDomains, ", "))
 	}
 	if len(in.Password) < 1 || len(in.Password) > 256 {
 		return xrpc.InvalidRequest("password must be 1 to 256 characters")
@@ -61,6 +67,11 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
+	if custom {
+		if err := s.verifyHandle(ctx, handle, arriving); err != nil {
+			return refuseUnverified(handle, arriving, err)
+		}
+	}
 
 	release, err := s.reserveSignup(ctx, handle.String(), in.Email, in.InviteCode)
 	if err != nil {
@@ -73,7 +84,14 @@ func (s *Server) handleCreateAccount(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	if arriving != "" {
-		return s.createArrivingAccount(ctx, w, arriving, handle, in, hash)
+		if err := s.createArrivingAccount(ctx, w, arriving, handle, in, hash); err != nil || !custom {
+			return err
+		}
+		// The answer is written: a failure here only delays the handle's first re-check.
+		if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.WatchHandle(arriving.String(), handle.String()) }); err != nil {
+			s.log.Warn("recording a custom-domain handle for re-checks", "did", arriving, "handle", handle, "err", err)
+		}
+		return nil
 	}
 	key, err := atcrypto.GeneratePrivateKeyK256()
 	if err != nil {

@@ -2,6 +2,7 @@ package pds
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -38,6 +39,14 @@ type Config struct {
 	// Directory resolves handles and DIDs not hosted here (resolveHandle); nil builds
 	// internal/resolve's cached directory on PLCURL (tests inject their own).
 	Directory indigoid.Directory
+	// HandleDNS and HandleHTTP, when set, replace the system DNS resolver and the
+	// SSRF-guarded HTTP client the identity resolver uses for handle TXT lookups and for
+	// https://HANDLE/.well-known/atproto-did and did:web fetches (tests point them at
+	// servers they start). HandleRecheckInterval is how often each custom-domain handle
+	// is verified again (0: DefaultHandleRecheckInterval; handle_domain.go).
+	HandleDNS             *net.Resolver
+	HandleHTTP            *http.Client
+	HandleRecheckInterval time.Duration
 	// Mailer sends the mailed tokens (PLC operations, account deletion, email and password
 	// recovery, sign-in codes); nil writes them to the outbox OutboxPath in the data dir.
 	Mailer mail.Mailer

@@ -6,11 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
-	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/hearth-social/hearth/internal/firehose"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds/plc"
 	"github.com/hearth-social/hearth/pds/store"
@@ -23,6 +20,11 @@ func (s *Server) handleResolveHandle(w http.ResponseWriter, r *http.Request) err
 		return xrpc.InvalidRequest("invalid handle %q", raw)
 	}
 	did, err := s.store.DIDForHandle(r.Context(), h.Normalize().String())
+	if err == nil && s.shownHandle(r.Context(), did, h.Normalize().String()) == syntax.HandleInvalid.String() {
+		// A custom-domain handle of an account here that no longer verifies: the
+		// table is no authority for it, the handle's DNS or web server is.
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// Not a handle of this PDS: resolve it as anyone would (DNS TXT _atproto, then
 		// https://HANDLE/.well-known/atproto-did), checked against the DID document.
@@ -44,15 +46,10 @@ func (s *Server) handleResolveHandle(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-// handleUpdateHandle changes the caller's handle: the DID document (the source of
-// truth) by a PLC operation, then the account row and an #identity event in one
-// transaction. The new handle is reserved against concurrent sign-ups and handle changes
-// for the whole exchange, and the account's handle changes one at a time, so no race can
-// leave a DID document claiming a handle another account holds; if the row cannot be
-// written after the PLC operation, a second operation restores the old handle.
+// handleUpdateHandle changes the caller's handle (setHandle, handle_domain.go): one under
+// this PDS's domains, or one on the caller's own domain that verifies for the caller.
 func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	c := callerFrom(ctx)
+	c := callerFrom(r.Context())
 	if err := requireFullAccess(c); err != nil {
 		return err
 	}
@@ -62,53 +59,7 @@ func (s *Server) handleUpdateHandle(w http.ResponseWriter, r *http.Request) erro
 	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
 		return err
 	}
-	h, err := s.validateNewHandle(in.Handle)
-	if err != nil {
-		return err
-	}
-	handle := h.String()
-	taken := xrpc.Errorf(http.StatusBadRequest, "HandleNotAvailable", "handle already taken: %s", h)
-	if !s.signups.reserve("handle:"+handle, 1) {
-		return taken
-	}
-	defer s.signups.release("handle:" + handle)
-	if !s.signups.reserve("identity:"+c.DID, 1) {
-		return xrpc.Errorf(http.StatusConflict, "InvalidRequest", "another identity change of this account is in progress")
-	}
-	defer s.signups.release("identity:" + c.DID)
-	if other, err := s.store.DIDForHandle(ctx, handle); err == nil && other != c.DID {
-		return taken
-	}
-	acct, err := s.store.AccountByDID(ctx, c.DID)
-	if err != nil {
-		return err
-	}
-	did := syntax.DID(c.DID)
-	if err := s.submitHandle(ctx, did, handle); err != nil {
-		return err
-	}
-	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		if err := tx.SetHandle(c.DID, handle); err != nil {
-			return err
-		}
-		at := tx.Now().UTC().Format(syntax.AtprotoDatetimeLayout)
-		_, err := tx.AppendEvent(c.DID, firehose.TypeIdentity, func(seq int64) ([]byte, error) {
-			return firehose.IdentityFrame(&comatproto.SyncSubscribeRepos_Identity{Did: c.DID, Handle: &handle, Time: at}, seq)
-		})
-		return err
-	})
-	s.accounts.forget(c.DID)
-	if err != nil {
-		// Put the DID document back as it was (with a context of its own: the request's
-		// may be what failed).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		defer cancel()
-		if rerr := s.submitHandle(rctx, did, acct.Handle); rerr != nil {
-			s.log.Error("restoring the DID document's handle after a failed update", "did", did, "handle", acct.Handle, "err", rerr)
-		}
-		if errors.Is(err, store.ErrHandleTaken) {
-			return taken
-		}
+	if err := s.setHandle(r.Context(), syntax.DID(c.DID), in.Handle); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

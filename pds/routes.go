@@ -74,6 +74,9 @@ func (s *Server) buildRoutes() map[string]route {
 		// com.atproto.identity
 		"com.atproto.identity.resolveHandle": get(authNone, s.handleResolveHandle),
 		"com.atproto.identity.updateHandle":  post(authUser, s.handleUpdateHandle),
+		// Custom-domain handles (handle_domain.go).
+		"com.atproto.identity.refreshIdentity":  post(authOptional, s.handleRefreshIdentity),
+		"com.atproto.admin.updateAccountHandle": post(authAdmin, s.handleAdminUpdateAccountHandle),
 		// Account migration and deletion (plc_handlers.go, account_delete.go).
 		"com.atproto.identity.requestPlcOperationSignature": post(authUser, s.handleRequestPlcOperationSignature),
 		"com.atproto.identity.signPlcOperation":             post(authUser, s.handleSignPlcOperation),

@@ -59,6 +59,8 @@ type Server struct {
 	// (oauth_setup.go).
 	oauth *oauth.Provider
 	pages *web.Pages
+	// handleDir verifies custom-domain handles (handle_domain.go); it is freshDir.
+	handleDir *resolve.Directory
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -163,8 +165,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxLag:       cfg.FirehoseMaxLag,
 		WriteTimeout: cfg.FirehoseWriteTimeout,
 	})
-	rcfg := resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate}
-	s.dir, s.freshDir = cfg.Directory, resolve.NewUncached(rcfg)
+	rcfg := resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate, DNS: cfg.HandleDNS, HTTP: cfg.HandleHTTP}
+	s.handleDir = resolve.NewUncached(rcfg)
+	s.dir, s.freshDir = cfg.Directory, s.handleDir
 	if s.dir == nil {
 		s.dir = resolve.New(rcfg)
 	}
@@ -191,6 +194,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.runBlobGC(ctx) })
 	wg.Go(func() { s.runAccountMaintenance(ctx) })
 	wg.Go(func() { s.runMailQueue(ctx) })
+	wg.Go(func() { s.runHandleChecks(ctx) })
 	wg.Wait()
 	return nil
 }

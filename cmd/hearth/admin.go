@@ -51,6 +51,32 @@ func adminCommand() *cli.Command {
 					return nil
 				},
 			},
+			{
+				Name: "handle",
+				Usage: "set an account's handle; one outside the PDS's domains must resolve to the DID (DNS TXT " +
+					"_atproto.HANDLE \"did=DID\", or DID at https://HANDLE/.well-known/atproto-did); the same handle again re-verifies it",
+				ArgsUsage: "DID HANDLE",
+				Flags:     flags,
+				Action: func(cctx *cli.Context) error {
+					if cctx.NArg() != 2 {
+						return errors.New("expected two arguments: DID HANDLE")
+					}
+					d, err := syntax.ParseDID(cctx.Args().Get(0))
+					if err != nil {
+						return err
+					}
+					h, err := syntax.ParseHandle(strings.TrimPrefix(cctx.Args().Get(1), "@"))
+					if err != nil {
+						return err
+					}
+					h = h.Normalize()
+					if err := adminCall(cctx, "com.atproto.admin.updateAccountHandle", map[string]any{"did": d.String(), "handle": h.String()}, nil); err != nil {
+						return err
+					}
+					fmt.Fprintf(cctx.App.Writer, "%s is now %s\n", d, h)
+					return nil
+				},
+			},
 			takedownCommand("takedown", "take an account down (its repo stops being served; #account takendown)", true, flags, did),
 			takedownCommand("restore", "lift a takedown", false, flags, did),
 			{

@@ -199,6 +199,16 @@ func (d *Directory) LookupHandle(ctx context.Context, handle syntax.Handle) (*id
 	return ident, nil
 }
 
+// ResolveHandle is the forward half of handle verification, uncached: the DID that DNS
+// TXT _atproto.HANDLE names, or else https://HANDLE/.well-known/atproto-did (the DID
+// document is not checked). Errors match identity.ErrHandleNotFound when the answer was
+// that there is no such record, identity.ErrHandleResolutionFailed otherwise.
+func (d *Directory) ResolveHandle(ctx context.Context, handle syntax.Handle) (syntax.DID, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	return d.base.ResolveHandle(ctx, handle.Normalize())
+}
+
 // Lookup dispatches to LookupHandle or LookupDID.
 func (d *Directory) Lookup(ctx context.Context, atid syntax.AtIdentifier) (*identity.Identity, error) {
 	if h, err := atid.AsHandle(); err == nil {
