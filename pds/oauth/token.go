@@ -125,11 +125,7 @@ func (p *Provider) codeGrant(ctx context.Context, form url.Values, md *ClientMet
 	if md.Confidential() {
 		ttl = ConfidentialSessionTTL
 	}
-	name := md.ClientName
-	if name == "" {
-		name = md.ClientID
-	}
-	sess := store.OAuthToken{ID: sid, DID: req.DID, ClientID: md.ClientID, ClientName: name, ClientAuth: ca.String(),
+	sess := store.OAuthToken{ID: sid, DID: req.DID, ClientID: md.ClientID, ClientName: md.ClientName, ClientAuth: ca.String(),
 		Scope: ar.Scope, DPoPJKT: proof.JKT, RefreshHash: hashSecret(refresh), CodeHash: codeHash, DeviceID: req.DeviceID,
 		Expires: p.now().Add(ttl)}
 	if err := p.store.Write(ctx, func(tx *store.Tx) error { return tx.PutOAuthToken(sess) }); err != nil {

@@ -76,7 +76,7 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, ws *store.
 		for _, t := range toks {
 			a := byClient[t.ClientID]
 			if a == nil {
-				a = &appView{Name: t.ClientName, ClientID: t.ClientID, Permissions: oauth.Describe(t.Scope), Created: when(t.Created), Updated: when(t.Updated)}
+				a = &appView{Name: appName(t.ClientName, t.ClientID), ClientID: t.ClientID, Permissions: oauth.Describe(t.Scope), Created: when(t.Created), Updated: when(t.Updated)}
 				byClient[t.ClientID] = a
 			}
 			a.Sessions++
@@ -100,6 +100,16 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, ws *store.
 		status = http.StatusBadRequest
 	}
 	p.render(w, status, "account", "", data)
+}
+
+// appName is how the account page names a client: its declared name, else what the
+// consent page called it.
+func appName(name, clientID string) string {
+	if name != "" {
+		return name
+	}
+	n, _ := clientLabel(&oauth.ClientMetadata{ClientID: clientID})
+	return n
 }
 
 // shortUA names a browser from its User-Agent, roughly.

@@ -171,7 +171,7 @@ func (p *Pages) securityHeaders(w http.ResponseWriter, formTarget string) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // not no-referrer: forms would then send Origin: null
 	h.Set("Cache-Control", "no-store")
 	h.Del("Access-Control-Allow-Origin")
 }
