@@ -70,9 +70,6 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) error {
 	if !pkceChallenge.MatchString(challenge) {
 		return invalidRequest("code_challenge must be a base64url SHA-256")
 	}
-	if !p.replay.add("pkce " + challenge) {
-		return invalidRequest("code_challenge was already used")
-	}
 	req := AuthRequest{ClientID: md.ClientID, State: form.Get("state"), CodeChallenge: challenge,
 		LoginHint: form.Get("login_hint"), Prompt: form.Get("prompt")}
 	if req.State == "" {
@@ -96,6 +93,10 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Scope, err = requestedScope(md, form.Get("scope")); err != nil {
 		return err
+	}
+	// Last, so a request refused for another reason does not use up its challenge.
+	if !p.replay.add("pkce " + challenge) {
+		return invalidRequest("code_challenge was already used")
 	}
 	id, err := randomToken("req-", 24)
 	if err != nil {
