@@ -177,22 +177,23 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	}); err != nil {
 		return err
 	}
-	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(acct, pair))
+	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(r.Context(), acct, pair))
 	return nil
 }
 
-func (s *Server) sessionOutput(acct *store.Account, pair *auth.Pair) *comatproto.ServerCreateSession_Output {
-	v := sessionView(acct)
+func (s *Server) sessionOutput(ctx context.Context, acct *store.Account, pair *auth.Pair) *comatproto.ServerCreateSession_Output {
+	v := s.sessionView(ctx, acct)
 	return &comatproto.ServerCreateSession_Output{
 		Did: v.Did, Handle: v.Handle, Active: v.Active, Status: v.Status, Email: v.Email, EmailConfirmed: v.EmailConfirmed, EmailAuthFactor: v.EmailAuthFactor,
 		AccessJwt: pair.Access, RefreshJwt: pair.Refresh,
 	}
 }
 
-// sessionView is what every session answer says of the account.
-func sessionView(acct *store.Account) *comatproto.ServerGetSession_Output {
+// sessionView is what every session answer says of the account: its handle as the
+// network sees it (handle.invalid for a custom-domain handle that stopped verifying).
+func (s *Server) sessionView(ctx context.Context, acct *store.Account) *comatproto.ServerGetSession_Output {
 	active := acct.Active()
-	out := &comatproto.ServerGetSession_Output{Did: acct.DID, Handle: acct.Handle, Active: &active}
+	out := &comatproto.ServerGetSession_Output{Did: acct.DID, Handle: s.shownHandle(ctx, acct.DID, acct.Handle), Active: &active}
 	if acct.Email != "" {
 		email, confirmed, factor := acct.Email, acct.EmailConfirmed, acct.EmailAuthFactor
 		out.Email, out.EmailConfirmed, out.EmailAuthFactor = &email, &confirmed, &factor
@@ -251,7 +252,7 @@ func (s *Server) handleRefreshSession(w http.ResponseWriter, r *http.Request) er
 	} else if err != nil {
 		return err
 	}
-	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(acct, pair))
+	xrpc.WriteJSON(w, http.StatusOK, s.sessionOutput(r.Context(), acct, pair))
 	return nil
 }
 
@@ -263,7 +264,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	} else if err != nil {
 		return err
 	}
-	out := sessionView(acct)
+	out := s.sessionView(r.Context(), acct)
 	redactSession(c, out)
 	if doc, err := s.plc.Resolve(r.Context(), syntax.DID(acct.DID)); err == nil {
 		var d any = doc

@@ -20,7 +20,7 @@ func adminMailCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "the PDS's data dir", EnvVars: []string{"HEARTH_DATA_DIR"}},
 			&cli.StringFlag{Name: "did", Usage: "only mail for this account"},
-			&cli.StringFlag{Name: "purpose", Usage: "only mail for this purpose: plc_operation, delete_account, confirm_email, update_email or reset_password"},
+			&cli.StringFlag{Name: "purpose", Usage: "only mail for this purpose: plc_operation, delete_account, confirm_email, update_email, reset_password or sign_in"},
 			&cli.IntFlag{Name: "limit", Value: 5, Usage: "how many mails to print, newest last"},
 			&cli.BoolFlag{Name: "token", Usage: "print only the newest matching token, alone on the last line (for scripts and migration tools)"},
 		},
@@ -30,9 +30,9 @@ func adminMailCommand() *cli.Command {
 
 func runAdminMail(cctx *cli.Context) error {
 	switch p := cctx.String("purpose"); p {
-	case "", mail.PurposePLCOperation, mail.PurposeDeleteAccount, mail.PurposeConfirmEmail, mail.PurposeUpdateEmail, mail.PurposeResetPassword:
+	case "", mail.PurposePLCOperation, mail.PurposeDeleteAccount, mail.PurposeConfirmEmail, mail.PurposeUpdateEmail, mail.PurposeResetPassword, mail.PurposeSignIn:
 	default:
-		return fmt.Errorf("--purpose %q: want plc_operation, delete_account, confirm_email, update_email or reset_password", p)
+		return fmt.Errorf("--purpose %q: want plc_operation, delete_account, confirm_email, update_email, reset_password or sign_in", p)
 	}
 	msgs, err := mail.ReadOutbox(pds.OutboxPath(cctx.String("data-dir")))
 	if err != nil {

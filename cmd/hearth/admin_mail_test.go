@@ -18,6 +18,7 @@ func TestAdminMail(t *testing.T) {
 		{To: "a@example.com", Subject: "Your PLC operation token", Body: "token AAAAA-11111", DID: "did:plc:a", Purpose: mail.PurposePLCOperation, Token: "AAAAA-11111"},
 		{To: "b@example.com", Subject: "Your PLC operation token", Body: "token BBBBB-22222", DID: "did:plc:b", Purpose: mail.PurposePLCOperation, Token: "BBBBB-22222"},
 		{To: "a@example.com", Subject: "Your account deletion token", Body: "token AAAAA-33333", DID: "did:plc:a", Purpose: mail.PurposeDeleteAccount, Token: "AAAAA-33333"},
+		{To: "b@example.com", Subject: "Your sign-in code", Body: "code CCCCC-44444", DID: "did:plc:b", Purpose: mail.PurposeSignIn, Token: "CCCCC-44444"},
 	} {
 		require.NoError(t, ob.Send(context.Background(), m))
 	}
@@ -33,6 +34,7 @@ func TestAdminMail(t *testing.T) {
 		{[]string{"--did", "did:plc:a", "--purpose", "plc_operation", "--token"}, "AAAAA-11111"},
 		{[]string{"--did", "did:plc:a", "--token"}, "AAAAA-33333"},
 		{[]string{"--purpose", "plc_operation", "--token"}, "BBBBB-22222"},
+		{[]string{"--did", "did:plc:b", "--purpose", "sign_in", "--token"}, "CCCCC-44444"},
 	} {
 		out, err := run(tc.args...)
 		require.NoError(t, err, tc.args)
