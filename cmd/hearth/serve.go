@@ -47,6 +47,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
+			&cli.DurationFlag{Name: "handle-recheck-every", Value: pds.DefaultHandleRecheckInterval, Usage: "how often each custom-domain handle is verified again (DNS TXT or https://HANDLE/.well-known/atproto-did)", EnvVars: []string{"HEARTH_HANDLE_RECHECK_EVERY"}},
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
 			&cli.StringFlag{Name: "appview-url", Usage: "default AppView that methods this PDS does not serve are proxied to, e.g. https://api.bsky.app (unset: no default)", EnvVars: []string{"HEARTH_APPVIEW_URL"}},
 			&cli.StringFlag{Name: "appview-did", Usage: "service DID of the default AppView, e.g. did:web:api.bsky.app", EnvVars: []string{"HEARTH_APPVIEW_DID"}},
@@ -103,6 +104,7 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		return nil, errors.New("--jwt-secret (HEARTH_JWT_SECRET) must be at least 16 characters")
 	}
 	c.EventRetention = cctx.Duration("event-retention")
+	c.HandleRecheckInterval = cctx.Duration("handle-recheck-every")
 	if u := cctx.String("smtp-url"); u != "" {
 		m, err := mail.New(mail.Config{SMTPURL: u, From: cctx.String("mail-from")})
 		if err != nil {
