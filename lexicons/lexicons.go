@@ -1,7 +1,8 @@
 // Package lexicons holds the lexicon JSON Hearth validates records against and serves
 // under its own NSIDs. The app/, chat/, com/ and tools/ folders are generated from the
 // pinned indigo module (`go generate ./lexicons/`, see generate.go); Hearth's own
-// lexicons live under social/.
+// lexicons live under social/, and community/ and org/ hold vendored community
+// lexicons (SOURCES.md says where each came from).
 package lexicons
 
 import (
@@ -12,7 +13,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/lexicon"
 )
 
-//go:embed app chat com social tools
+//go:embed app chat com community org social tools
 var files embed.FS
 
 // Catalog is a loaded lexicon catalog. Loading parses every schema, so it is done once

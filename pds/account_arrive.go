@@ -246,7 +246,7 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 		return err
 	})
 	s.accounts.forget(c.DID)
-	s.repos.forget(c.DID)
+	s.forgetRepo(c.DID)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (s *Server) deleteAccount(ctx context.Context, did string, check func(*stor
 		return err
 	})
 	s.accounts.forget(did)
-	s.repos.forget(did)
+	s.forgetRepo(did)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (s *Server) setAccountStatus(ctx context.Context, did, status string) error
 		return err
 	})
 	s.accounts.forget(did)
-	s.repos.forget(did)
+	s.forgetRepo(did)
 	return err
 }
 

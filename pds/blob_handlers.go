@@ -90,6 +90,7 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer rc.Close()
+	s.setContentUsage(r.Context(), w, acct.DID, "")
 	h := w.Header()
 	h.Set("Content-Type", meta.MIME)
 	h.Set("Content-Length", strconv.FormatInt(meta.Size, 10))

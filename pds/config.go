@@ -125,8 +125,12 @@ type RateLimits struct {
 	Global []ratelimit.Limit
 	// CreateAccount counts sign-ups per client IP.
 	CreateAccount []ratelimit.Limit
-	// CreateSession counts logins per identifier (lower-cased handle, email or DID).
+	// CreateSession counts logins per identifier (lower-cased handle, email or DID):
+	// createSession's and the pages' password sign-ins share one budget.
 	CreateSession []ratelimit.Limit
+	// PageSignIn counts password sign-ins through the pages (/oauth/authorize,
+	// /account) per client IP.
+	PageSignIn []ratelimit.Limit
 	// RepoWrites counts record write points per account: create 3, update 2, delete 1.
 	RepoWrites []ratelimit.Limit
 	// UploadBlob counts uploads per account.
@@ -161,6 +165,7 @@ func DefaultConfig() Config {
 			Global:        []ratelimit.Limit{{Points: 3000, Window: 5 * time.Minute}},
 			CreateAccount: []ratelimit.Limit{{Points: 10, Window: 5 * time.Minute}, {Points: 100, Window: 24 * time.Hour}},
 			CreateSession: []ratelimit.Limit{{Points: 30, Window: 5 * time.Minute}, {Points: 300, Window: 24 * time.Hour}},
+			PageSignIn:    []ratelimit.Limit{{Points: 30, Window: 5 * time.Minute}, {Points: 300, Window: 24 * time.Hour}},
 			RepoWrites:    []ratelimit.Limit{{Points: 5000, Window: time.Hour}, {Points: 35000, Window: 24 * time.Hour}},
 			UploadBlob:    []ratelimit.Limit{{Points: 1000, Window: 24 * time.Hour}},
 			EmailRequests: []ratelimit.Limit{{Points: 15, Window: time.Hour}, {Points: 50, Window: 24 * time.Hour}},
@@ -247,7 +252,7 @@ func (rl *RateLimits) validate() error {
 		name   string
 		limits []ratelimit.Limit
 	}{
-		{"global", rl.Global}, {"createAccount", rl.CreateAccount}, {"createSession", rl.CreateSession},
+		{"global", rl.Global}, {"createAccount", rl.CreateAccount}, {"createSession", rl.CreateSession}, {"page sign-in", rl.PageSignIn},
 		{"repo writes", rl.RepoWrites}, {"uploadBlob", rl.UploadBlob}, {"email requests", rl.EmailRequests},
 	} {
 		for _, l := range kind.limits {

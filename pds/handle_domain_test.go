@@ -185,7 +185,13 @@ func TestCustomHandleDNS(t *testing.T) {
 	requireXRPCError(t, e.resolveHandle(h), 400, "HandleNotFound")
 	require.Contains(t, e.alsoKnownAs(alice.DID), "at://"+h, "the DID document keeps the claimed handle")
 	_, _ = e.net.Client.CreateRecord(t, alice, "app.bsky.feed.post", post("still here"))
-	requireOK(t, e.post("com.atproto.server.createSession", map[string]any{"identifier": h, "password": alice.Password}, ""))
+	sess := e.post("com.atproto.server.createSession", map[string]any{"identifier": h, "password": alice.Password}, "")
+	requireOK(t, sess)
+	require.Equal(t, "handle.invalid", sess.Str("handle"), "createSession shows what the network is told")
+	require.Equal(t, "handle.invalid", e.get("com.atproto.server.getSession", nil, alice.Access).Str("handle"))
+	desc := e.get("com.atproto.repo.describeRepo", url.Values{"repo": {alice.DID}}, "")
+	require.Equal(t, "handle.invalid", desc.Str("handle"))
+	require.Equal(t, false, desc.JSON["handleIsCorrect"])
 	requireXRPCError(t, update(bob, h), 400, "HandleNotAvailable")
 
 	// The record comes back, and so does the handle.

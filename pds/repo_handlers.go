@@ -75,7 +75,7 @@ func (s *Server) commitRecord(w http.ResponseWriter, r *http.Request, did syntax
 	if err := s.chargeWrites(r.Context(), did.String(), writePoints(writes)); err != nil {
 		return err
 	}
-	res, err := s.repos.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
+	res, err := s.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
 	}
@@ -172,7 +172,7 @@ func (s *Server) handleDeleteRecord(w http.ResponseWriter, r *http.Request) erro
 	if err := s.chargeWrites(ctx, did.String(), pointsDelete); err != nil {
 		return err
 	}
-	res, err := s.repos.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap})
+	res, err := s.commit(ctx, did, commitRequest{Writes: []repo.Write{wr}, SwapCommit: swap})
 	if errors.Is(err, repo.ErrRecordNotFound) && swapRec == nil {
 		// Deleting a record that is not there is a no-op, as in the reference PDS.
 		xrpc.WriteJSON(w, http.StatusOK, map[string]any{})
@@ -256,7 +256,7 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 	if err := s.chargeWrites(ctx, did.String(), writePoints(writes)); err != nil {
 		return err
 	}
-	res, err := s.repos.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
+	res, err := s.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
 	if err != nil {
 		return commitError(err)
 	}
@@ -312,6 +312,7 @@ func (s *Server) handleGetRecord(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.setContentUsage(ctx, w, acct.DID, coll.String())
 	xrpc.WriteJSON(w, http.StatusOK, struct {
 		URI   string          `json:"uri"`
 		CID   string          `json:"cid"`
@@ -388,6 +389,7 @@ func (s *Server) handleListRecords(w http.ResponseWriter, r *http.Request) error
 	if len(recs) == limit {
 		out.Cursor = recs[len(recs)-1].RKey
 	}
+	s.setContentUsage(ctx, w, acct.DID, coll.String())
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -402,11 +404,20 @@ func (s *Server) handleDescribeRepo(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"handle": acct.Handle, "did": acct.DID, "collections": colls, "handleIsCorrect": false}
+	shown := s.shownHandle(ctx, acct.DID, acct.Handle)
+	out := map[string]any{"handle": shown, "did": acct.DID, "collections": colls, "handleIsCorrect": false}
+	if u, err := s.aiUsageOf(ctx, acct.DID); err != nil {
+		s.log.Warn("reading AI usage declarations", "did", acct.DID, "err", err)
+	} else if v := u.view(); v != nil {
+		out["contentUsage"] = v
+		if v.Default != "" {
+			w.Header().Set("Content-Usage", v.Default)
+		}
+	}
 	if doc, err := s.plc.Resolve(ctx, syntax.DID(acct.DID)); err == nil {
 		out["didDoc"] = doc
 		for _, aka := range doc.AlsoKnownAs {
-			if aka == "at://"+acct.Handle {
+			if aka == "at://"+acct.Handle && shown == acct.Handle {
 				out["handleIsCorrect"] = true
 			}
 		}

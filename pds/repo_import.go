@@ -105,7 +105,7 @@ func (s *Server) handleImportRepo(w http.ResponseWriter, r *http.Request) error 
 	}
 	head := repo.Head{Commit: cc, Rev: rev, Data: imp.Commit.Data}
 	err = s.store.Write(ctx, func(tx *store.Tx) error { return tx.ReplaceRepo(c.DID, head, block, recs) })
-	s.repos.forget(c.DID)
+	s.forgetRepo(c.DID)
 	if err != nil {
 		return err
 	}

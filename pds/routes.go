@@ -152,6 +152,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /robots.txt", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "User-agent: *\nAllow: /\n")
+		if s.cfg.AIUsageDefault != "" {
+			// The operator's default; an account's own declaration rides on its reads.
+			fmt.Fprintf(w, "Content-Usage: %s\n", s.cfg.AIUsageDefault)
+		}
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

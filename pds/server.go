@@ -61,6 +61,8 @@ type Server struct {
 	pages *web.Pages
 	// handleDir verifies custom-domain handles (handle_domain.go); it is freshDir.
 	handleDir *resolve.Directory
+	// aiUsage caches each account's AI usage declarations (ai_usage.go).
+	aiUsage *aiUsageCache
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -111,6 +113,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		tids:     syntax.NewTIDClock(0),
 		accounts: newAccountCache(10000),
 		signups:  newReservations(),
+		aiUsage:  newAIUsageCache(),
 	}
 	jwtKey, err := st.Secret(ctx, "jwt-hs256", func() ([]byte, error) {
 		b := make([]byte, 32)

@@ -49,6 +49,7 @@ func (s *Server) handleSyncGetRepo(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	defer v.Close()
+	s.setContentUsage(r.Context(), w, acct.DID, "")
 	w.Header().Set("Content-Type", carContentType)
 	cw, err := repo.NewCARWriter(w, v.Head.Commit)
 	if err == nil {
@@ -124,6 +125,7 @@ func (s *Server) handleSyncGetRecord(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	s.setContentUsage(r.Context(), w, acct.DID, coll.String())
 	w.Header().Set("Content-Type", carContentType)
 	w.Write(car)
 	return nil
@@ -183,6 +185,7 @@ func (s *Server) handleSyncGetBlocks(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	s.setContentUsage(ctx, w, acct.DID, "")
 	w.Header().Set("Content-Type", carContentType)
 	w.Write(car)
 	return nil

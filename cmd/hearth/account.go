@@ -29,6 +29,7 @@ func accountCommand() *cli.Command {
 		Usage: "an account's own data, through its PDSes' APIs: export it, or move it here",
 		Subcommands: []*cli.Command{
 			accountMigrateCommand(),
+			accountAIPreferencesCommand(),
 			{
 				Name:  "export",
 				Usage: "write one archive (repo.car, blobs/CID, preferences.json, manifest.json) with everything the account holds",

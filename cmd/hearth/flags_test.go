@@ -28,6 +28,7 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"plc url", []string{"--plc-url", "not a url"}, "PLC URL"},
 		{"short jwt secret", []string{"--jwt-secret", "short"}, "--jwt-secret (HEARTH_JWT_SECRET)"},
 		{"debug listen not loopback", []string{"--debug-listen", "0.0.0.0:6060"}, "--debug-listen (HEARTH_DEBUG_LISTEN)"},
+		{"ai usage default", []string{"--ai-usage-default", "train-ai=maybe"}, "AI usage default"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

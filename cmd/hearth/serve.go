@@ -299,7 +299,8 @@ func rateLimitKinds() []rateLimitKind {
 	return []rateLimitKind{
 		{"rate-limit-global", "HEARTH_RATE_LIMIT_GLOBAL", "requests per client IP, every XRPC method", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.Global }},
 		{"rate-limit-create-account", "HEARTH_RATE_LIMIT_CREATE_ACCOUNT", "sign-ups per client IP", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.CreateAccount }},
-		{"rate-limit-create-session", "HEARTH_RATE_LIMIT_CREATE_SESSION", "logins per identifier (handle, email or DID)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.CreateSession }},
+		{"rate-limit-create-session", "HEARTH_RATE_LIMIT_CREATE_SESSION", "logins per identifier (handle, email or DID), createSession and the sign-in pages together", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.CreateSession }},
+		{"rate-limit-page-sign-in", "HEARTH_RATE_LIMIT_PAGE_SIGN_IN", "password sign-ins through the pages (/oauth/authorize, /account) per client IP", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.PageSignIn }},
 		{"rate-limit-repo-writes", "HEARTH_RATE_LIMIT_REPO_WRITES", "record write points per account (create 3, update 2, delete 1)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.RepoWrites }},
 		{"rate-limit-upload-blob", "HEARTH_RATE_LIMIT_UPLOAD_BLOB", "blob uploads per account", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.UploadBlob }},
 		{"rate-limit-email", "HEARTH_RATE_LIMIT_EMAIL", "email and emailed-token requests per account (or IP)", func(r *pds.RateLimits) *[]ratelimit.Limit { return &r.EmailRequests }},
