@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,8 +104,14 @@ func (b webBackend) Login(ctx context.Context, ident, password, code string) (*w
 	if ident == "" || password == "" {
 		return nil, web.ErrBadLogin
 	}
-	acct, _, scope, err := s.checkLogin(ctx, ident, password)
 	var xe *xrpc.Error
+	if err := s.checkSignIn(ctx, ident); errors.As(err, &xe) && xe.Status == http.StatusTooManyRequests {
+		secs, _ := strconv.Atoi(xe.RetryAfter)
+		return nil, &web.TooManyAttempts{RetryAfter: time.Duration(max(secs, 1)) * time.Second}
+	} else if err != nil {
+		return nil, err
+	}
+	acct, _, scope, err := s.checkLogin(ctx, ident, password)
 	if errors.As(err, &xe) && xe.Status == http.StatusUnauthorized {
 		return nil, web.ErrBadLogin
 	} else if err != nil {

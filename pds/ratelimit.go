@@ -22,7 +22,9 @@ import (
 // keyed by IP, account or login identifier (checkRateLimit, from serveXRPC once the
 // caller is known); repo writes are charged in points by their handlers once the ops
 // are known (chargeWrites). Each response reports the tightest limit it went through in
-// RateLimit-* headers; a refusal is 429 RateLimitExceeded with Retry-After.
+// RateLimit-* headers; a refusal is 429 RateLimitExceeded with Retry-After. Password
+// sign-ins through the pages (pds/web) count per client IP and, with createSession, per
+// identifier (checkSignIn); they are refused with a page of their own.
 //
 // The counters live with the handler chain Handler builds (in memory, bounded, lost on
 // restart) and reach the handlers through the request context.
@@ -65,6 +67,8 @@ type rateLimiter struct {
 	log      *slog.Logger
 	global   ratelimit.Set
 	writes   ratelimit.Set
+	logins   ratelimit.Set // createSession's, per identifier, shared with the pages
+	signIn   ratelimit.Set // the pages' sign-ins per client IP
 	routes   map[string]routeLimit
 	bypass   []netip.Prefix
 	secret   [sha256.Size]byte
@@ -81,12 +85,13 @@ func newRateLimiter(cfg RateLimits, log *slog.Logger) *rateLimiter {
 	}
 	opts := ratelimit.Options{MaxKeys: cfg.MaxKeys}
 	set := func(ls []ratelimit.Limit) ratelimit.Set { return ratelimit.NewSet(ls, opts) }
-	rl := &rateLimiter{log: log, global: set(cfg.Global), writes: set(cfg.RepoWrites), trustXFF: cfg.TrustForwardedFor}
+	rl := &rateLimiter{log: log, global: set(cfg.Global), writes: set(cfg.RepoWrites), logins: set(cfg.CreateSession),
+		signIn: set(cfg.PageSignIn), trustXFF: cfg.TrustForwardedFor}
 	emails := set(cfg.EmailRequests)
 	// The per-method table: a limit for another method is one line here.
 	rl.routes = map[string]routeLimit{
 		"com.atproto.server.createAccount": {limits: set(cfg.CreateAccount), key: keyIP},
-		"com.atproto.server.createSession": {limits: set(cfg.CreateSession), key: keyIdentifier},
+		"com.atproto.server.createSession": {limits: rl.logins, key: keyIdentifier},
 		"com.atproto.repo.uploadBlob":      {limits: set(cfg.UploadBlob), key: keyAccount},
 		"com.atproto.repo.createRecord":    {limits: rl.writes, key: keyAccount, charged: true},
 		"com.atproto.repo.putRecord":       {limits: rl.writes, key: keyAccount, charged: true},
@@ -164,7 +169,8 @@ func rateLimitError(res ratelimit.Result) *xrpc.Error {
 
 // limitXRPC applies the global per-IP limit to every XRPC request (methods served
 // here, proxied ones and the firehose alike) and, for the methods with limits of their
-// own, hands the request's limit state to checkRateLimit and the handlers.
+// own, hands the request's limit state to checkRateLimit and the handlers. Form posts
+// outside XRPC (the pages) get a limit state for checkSignIn and no global limit.
 func (s *Server) limitXRPC(next http.Handler) http.Handler {
 	rl := newRateLimiter(s.cfg.RateLimits, s.log.With("component", "ratelimit"))
 	if rl == nil {
@@ -173,6 +179,11 @@ func (s *Server) limitXRPC(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		nsid, ok := strings.CutPrefix(r.URL.Path, "/xrpc/")
 		if !ok {
+			if r.Method == http.MethodPost {
+				addr, client := rl.client(r)
+				st := &limitState{rl: rl, bypass: rl.bypassed(r, addr), client: client, h: w.Header()}
+				r = r.WithContext(context.WithValue(r.Context(), limitStateKey{}, st))
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -242,6 +253,29 @@ func (s *Server) checkRateLimit(r *http.Request, nsid string, c *caller) error {
 		st.rl.log.Debug("rate limited", "nsid", nsid, "policy", res.Limit.String())
 	}
 	return st.apply(res)
+}
+
+// checkSignIn counts a password sign-in through the pages against the client IP's
+// page sign-in budget and the identifier's login budget (createSession's), with the
+// bypass rules of every limit. ident is as typed; it is keyed as createSession keys it.
+func (s *Server) checkSignIn(ctx context.Context, ident string) error {
+	st := limitStateFrom(ctx)
+	if st == nil || st.bypass {
+		return nil
+	}
+	if err := st.apply(st.rl.signIn.Allow(st.client, 1)); err != nil {
+		st.rl.log.Debug("rate limited", "limit", "page sign-in", "client", st.client)
+		return err
+	}
+	key := strings.ToLower(strings.TrimSpace(ident))
+	if key == "" {
+		return nil
+	}
+	if err := st.apply(st.rl.logins.Allow("id:"+key, 1)); err != nil {
+		st.rl.log.Debug("rate limited", "limit", "sign-in identifier")
+		return err
+	}
+	return nil
 }
 
 // peekField reads a string field of a JSON body (createSession's identifier,

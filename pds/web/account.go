@@ -148,12 +148,9 @@ func (p *Pages) handleAccountSignIn(w http.ResponseWriter, r *http.Request) {
 	ident := strings.TrimSpace(f.Get("identifier"))
 	acct, err := p.cfg.Backend.Login(r.Context(), ident, f.Get("password"), strings.TrimSpace(f.Get("code")))
 	if err != nil {
-		msg := err.Error()
-		if !errors.Is(err, ErrCodeRequired) && !errors.Is(err, ErrBadLogin) {
-			msg = "Sign-in failed: " + msg
-		}
-		p.render(w, http.StatusUnauthorized, "signin", "", signInPage{page: p.base("Sign in", f.Get("csrf")), Action: "/account/sign-in",
-			Error: msg, Identifier: ident, NeedCode: errors.Is(err, ErrCodeRequired) || f.Get("code") != ""})
+		status, msg, needCode := signInFailure(w, err, f.Get("code") != "")
+		p.render(w, status, "signin", "", signInPage{page: p.base("Sign in", f.Get("csrf")), Action: "/account/sign-in",
+			Error: msg, Identifier: ident, NeedCode: needCode})
 		return
 	}
 	if err := p.signIn(w, r, acct.DID); err != nil {

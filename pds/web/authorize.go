@@ -142,15 +142,9 @@ func (p *Pages) handleAuthorizeSignIn(w http.ResponseWriter, r *http.Request) {
 	csrf := f.Get("csrf")
 	ident := strings.TrimSpace(f.Get("identifier"))
 	acct, err := p.cfg.Backend.Login(r.Context(), ident, f.Get("password"), strings.TrimSpace(f.Get("code")))
-	switch {
-	case errors.Is(err, ErrCodeRequired):
-		p.renderSignIn(w, http.StatusUnauthorized, csrf, pd, ident, err.Error(), true)
-		return
-	case errors.Is(err, ErrBadLogin):
-		p.renderSignIn(w, http.StatusUnauthorized, csrf, pd, ident, err.Error(), f.Get("code") != "")
-		return
-	case err != nil:
-		p.renderSignIn(w, http.StatusUnauthorized, csrf, pd, ident, "Sign-in failed: "+err.Error(), false)
+	if err != nil {
+		status, msg, needCode := signInFailure(w, err, f.Get("code") != "")
+		p.renderSignIn(w, status, csrf, pd, ident, msg, needCode)
 		return
 	}
 	if err := p.signIn(w, r, acct.DID); err != nil {

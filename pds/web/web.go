@@ -15,10 +15,12 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -53,11 +55,44 @@ var ErrCodeRequired = errors.New("a sign-in code has been sent to your email add
 // ErrBadLogin: the identifier or password (or code) is wrong.
 var ErrBadLogin = errors.New("wrong handle, email or password")
 
+// TooManyAttempts: the client or the identifier used up its sign-in budget; the page
+// answers 429 with Retry-After.
+type TooManyAttempts struct {
+	// RetryAfter is how long until the next attempt may be made.
+	RetryAfter time.Duration
+}
+
+func (e *TooManyAttempts) Error() string {
+	wait := fmt.Sprintf("%d seconds", int(e.RetryAfter.Round(time.Second)/time.Second))
+	if e.RetryAfter > 90*time.Second {
+		wait = fmt.Sprintf("%d minutes", int((e.RetryAfter+time.Minute-1)/time.Minute))
+	}
+	return "Too many sign-in attempts. Wait " + wait + " and try again."
+}
+
+// signInFailure is how a sign-in form answers a failed Login: status, message, whether
+// to ask for the emailed code; it sets Retry-After on a 429.
+func signInFailure(w http.ResponseWriter, err error, codeSent bool) (int, string, bool) {
+	var tm *TooManyAttempts
+	switch {
+	case errors.As(err, &tm):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((tm.RetryAfter+time.Second-1)/time.Second))))
+		return http.StatusTooManyRequests, tm.Error(), codeSent
+	case errors.Is(err, ErrCodeRequired):
+		return http.StatusUnauthorized, err.Error(), true
+	case errors.Is(err, ErrBadLogin):
+		return http.StatusUnauthorized, err.Error(), codeSent
+	default:
+		return http.StatusUnauthorized, "Sign-in failed: " + err.Error(), false
+	}
+}
+
 // Backend is what the pages need of the PDS.
 type Backend interface {
 	// Login checks an identifier (handle, email or DID) and the account password (never
 	// an app password) and, when the account has the email second factor, the mailed
-	// code (ErrCodeRequired mails one when code is empty).
+	// code (ErrCodeRequired mails one when code is empty). *TooManyAttempts refuses an
+	// attempt past the rate limits.
 	Login(ctx context.Context, identifier, password, code string) (*Account, error)
 	Account(ctx context.Context, did string) (*Account, error)
 	AppPasswords(ctx context.Context, did string) ([]AppPassword, error)
