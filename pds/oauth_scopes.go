@@ -39,6 +39,18 @@ var accountMethods = map[string]struct {
 	"com.atproto.repo.importRepo":                       {"account", "repo", "manage"},
 }
 
+// appViewMethods are served here but forwarded to the AppView by the reference PDS, so
+// an OAuth token needs what a forwarded call needs: rpc:NSID?aud=<the AppView> (or
+// transition:generic). refreshIdentity also takes no credentials at all for an account
+// hosted here; a token names its caller for identities hosted elsewhere.
+var appViewMethods = map[string]bool{
+	"com.atproto.identity.refreshIdentity": true,
+}
+
+// Admin methods (com.atproto.admin.*, among them updateAccountHandle) take the admin's
+// Basic credentials only: authenticate never reads a DPoP token for them, so no OAuth
+// scope reaches them.
+
 // recordWrites are checked in their handlers, where the collections are known.
 var recordWrites = map[string]bool{
 	"com.atproto.repo.createRecord": true, "com.atproto.repo.putRecord": true,
@@ -69,6 +81,11 @@ func (s *Server) checkOAuthRoute(r *http.Request, nsid string, c *caller) error 
 	p := c.OAuth.Perms
 	switch {
 	case atprotoOnly[nsid], recordWrites[nsid]:
+		return nil
+	case appViewMethods[nsid]:
+		if !p.RPC(s.appViewAud(), nsid) {
+			return scopeMissing("the token's scope does not include rpc:%s?aud=%s", nsid, s.appViewAud())
+		}
 		return nil
 	case nsid == "com.atproto.repo.uploadBlob":
 		mime := r.Header.Get("Content-Type")

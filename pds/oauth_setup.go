@@ -74,7 +74,9 @@ func setAuthHeaders(w http.ResponseWriter, err error) {
 
 // authenticateDPoP checks an `Authorization: DPoP` call (resource server). The caller
 // is as restricted as an app-password session (requireFullAccess refuses it) and
-// carries its grant for the scope checks (oauth_scopes.go).
+// carries its grant for the scope checks (oauth_scopes.go); privileged methods (chat)
+// are governed by its rpc: permissions, not by an app password's privilege, as in the
+// reference PDS.
 func (s *Server) authenticateDPoP(r *http.Request) (*caller, error) {
 	g, err := s.oauth.Authenticate(r)
 	var re *oauth.ResourceError
@@ -83,11 +85,7 @@ func (s *Server) authenticateDPoP(r *http.Request) (*caller, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	scope := auth.ScopeAppPass
-	if g.Perms.Chat {
-		scope = auth.ScopeAppPassPrivilege
-	}
-	return &caller{DID: g.DID, Scope: scope, OAuth: g}, nil
+	return &caller{DID: g.DID, Scope: auth.ScopeAppPass, OAuth: g}, nil
 }
 
 // webBackend is what the pages (pds/web) do with accounts.

@@ -105,7 +105,7 @@ func (s *Server) proxyXRPC(w http.ResponseWriter, r *http.Request, rawNSID strin
 		if c, err = s.authenticate(r, route{auth: authUser}); err != nil {
 			return err
 		}
-		if privilegedMethods[nsid.String()] && !privileged(c.Scope) {
+		if privilegedMethods[nsid.String()] && c.OAuth == nil && !privileged(c.Scope) { // OAuth: checkOAuthProxy
 			return xrpc.Errorf(http.StatusBadRequest, "InvalidToken", "%s needs a full session or a privileged app password", nsid)
 		}
 	}

@@ -143,7 +143,8 @@ func (s *Server) handleGetServiceAuth(w http.ResponseWriter, r *http.Request) er
 		if protectedMethods[n.String()] {
 			return xrpc.InvalidRequest("cannot request a service auth token for the protected method %s", n)
 		}
-		if privilegedMethods[n.String()] && !privileged(c.Scope) {
+		// An OAuth caller's rpc: permission was checked by checkOAuthRoute.
+		if privilegedMethods[n.String()] && c.OAuth == nil && !privileged(c.Scope) {
 			return xrpc.InvalidRequest("insufficient access to request a service auth token for %s", n)
 		}
 		lxm = &n
