@@ -1,6 +1,7 @@
 package feedgen
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/hearth-social/hearth/feedgen/classify"
 	"github.com/hearth-social/hearth/feedgen/index"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/hearth-social/hearth/internal/aipref"
 	"github.com/hearth-social/hearth/internal/xrpc"
 )
 
@@ -54,6 +56,43 @@ type ExplainOutput struct {
 	ClassifiedAt  string `json:"classifiedAt,omitempty"`
 	ClassifiedCID string `json:"classifiedCid,omitempty"`
 	Version       string `json:"version,omitempty"`
+	// AuthorAIPreferences is what the author declared about AI use of their posts.
+	AuthorAIPreferences *ExplainAIPreferences `json:"authorAIPreferences,omitempty"`
+}
+
+// ExplainAIPreferences is an author's declared AI usage preferences for their posts;
+// each category is "allow", "deny" or "" (undeclared).
+type ExplainAIPreferences struct {
+	Training         string   `json:"training,omitempty"`
+	Inference        string   `json:"inference,omitempty"`
+	SyntheticContent string   `json:"syntheticContent,omitempty"`
+	Embedding        string   `json:"embedding,omitempty"`
+	ContentUsage     string   `json:"contentUsage"`
+	Records          []string `json:"records"`
+}
+
+// authorAIPreferences reads the author's declarations for their posts (nil: none).
+func (s *Service) authorAIPreferences(ctx context.Context, author string) (*ExplainAIPreferences, error) {
+	decls, err := s.idx.AIDeclarations(ctx, author)
+	if err != nil || len(decls) == 0 {
+		return nil, err
+	}
+	p := aipref.Effective(decls, index.CollectionPost)
+	word := func(b *bool) string {
+		switch {
+		case b == nil:
+			return ""
+		case *b:
+			return "allow"
+		}
+		return "deny"
+	}
+	out := &ExplainAIPreferences{Training: word(p.Training), Inference: word(p.Inference), SyntheticContent: word(p.Synthetic),
+		Embedding: word(p.Embedding), ContentUsage: p.ContentUsage(), Records: []string{}}
+	for _, d := range decls {
+		out.Records = append(out.Records, index.URI(author, d.Collection, d.RKey))
+	}
+	return out, nil
 }
 
 func decimal(f float64) string { return strconv.FormatFloat(f, 'f', 4, 64) }
@@ -108,6 +147,9 @@ func (s *Service) handleExplain(w http.ResponseWriter, r *http.Request) error {
 		if ai || c.AITier >= 2 {
 			out.Feeds = append(out.Feeds, rank.FeedBalanced, rank.FeedFollowingMix)
 		}
+	}
+	if out.AuthorAIPreferences, err = s.authorAIPreferences(r.Context(), uri.Authority().String()); err != nil {
+		return err
 	}
 	xrpc.WriteJSON(w, http.StatusOK, out)
 	return nil

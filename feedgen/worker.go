@@ -55,6 +55,10 @@ type ClassifyConfig struct {
 	// PollInterval is the fallback re-scan interval (default 2s); the worker is woken
 	// at once by every index write.
 	PollInterval time.Duration
+	// AccountLabels makes the labeler put the informational no-ai-training label on
+	// accounts whose AI usage declarations deny training (opt-in by the operator; off,
+	// no account is labelled and labels given before are withdrawn as accounts change).
+	AccountLabels bool
 }
 
 func (c *ClassifyConfig) defaults() {
@@ -426,6 +430,12 @@ func (w *worker) applyLabels(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, t := range tasks {
+		if strings.HasPrefix(t.URI, "did:") {
+			t.Vals = nil
+			if t.DeniesTraining && w.cfg.AccountLabels {
+				t.Vals = []string{labeler.ValueNoAITraining}
+			}
+		}
 		if w.lab != nil {
 			if _, err := w.lab.Apply(ctx, t.URI, t.CID, t.Vals); err != nil {
 				return 0, fmt.Errorf("labeler apply %s: %w", t.URI, err)

@@ -12,6 +12,7 @@ import (
 
 	indigoid "github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/aipref"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds/mail"
 )
@@ -50,6 +51,11 @@ type Config struct {
 	// Mailer sends the mailed tokens (PLC operations, account deletion, email and password
 	// recovery, sign-in codes); nil writes them to the outbox OutboxPath in the data dir.
 	Mailer mail.Mailer
+	// AIUsageDefault is the operator's AI usage preference for bulk crawlers, a
+	// Content-Usage expression such as "train-ai=n, train-genai=n" stated in /robots.txt
+	// (draft-ietf-aipref-attach); "" states nothing. Accounts' own declarations are sent
+	// with their data (ai_usage.go).
+	AIUsageDefault string
 	// AdminPassword guards admin methods (HTTP Basic admin:PASSWORD).
 	AdminPassword string
 	// JWTSecret, when set, is the HS256 key of session tokens; otherwise a random key is
@@ -205,6 +211,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("handle domain %q is not a valid domain suffix", d)
 		}
 		c.HandleDomains[i] = d
+	}
+	if c.AIUsageDefault != "" {
+		norm, err := aipref.ParseUsageExpr(c.AIUsageDefault)
+		if err != nil {
+			return fmt.Errorf("AI usage default %q: %w", c.AIUsageDefault, err)
+		}
+		c.AIUsageDefault = norm
 	}
 	if c.PLCURL == "" {
 		return fmt.Errorf("PLC directory URL must be set")

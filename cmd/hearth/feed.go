@@ -42,6 +42,10 @@ func feedAllowPrivateFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "feed-allow-private", Usage: "let DID documents (did:web hosts, PDS endpoints blobs are fetched from) point at loopback and private addresses (development only; the PDS inside `serve` is always reached directly)", EnvVars: []string{"HEARTH_FEED_ALLOW_PRIVATE"}}
 }
 
+func feedLabelNoAITrainingFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "label-no-ai-training", Usage: "the labeler puts the informational no-ai-training label on accounts whose AI usage declarations deny training", EnvVars: []string{"HEARTH_LABEL_NO_AI_TRAINING"}}
+}
+
 func feedFirehoseFlag(usage string) cli.Flag {
 	return &cli.StringFlag{Name: "feed-firehose", Usage: usage, EnvVars: []string{"HEARTH_FEED_FIREHOSE"}}
 }
@@ -73,6 +77,7 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
 					feedAllowPrivateFlag(),
 					feedPublishersFlag(),
+					feedLabelNoAITrainingFlag(),
 					&cli.Float64Flag{Name: "feed-ai-share", Value: rank.DefaultParams().AIShare, Usage: "share of AI posts in the balanced and following-mix feeds (0..1)", EnvVars: []string{"HEARTH_FEED_AI_SHARE"}},
 					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
 				},
@@ -186,6 +191,7 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg.Hostname = cctx.String("feed-hostname")
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
 	cfg.Publishers = cctx.StringSlice("feed-publishers")
+	cfg.Classify.AccountLabels = cctx.Bool("label-no-ai-training")
 	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
 	cfg.PLCURL = pc.PLCURL
 	// The co-hosted PDS is reached directly on its listener; any other private address
@@ -226,6 +232,7 @@ func runFeedServe(cctx *cli.Context) error {
 	cfg.PublicURL = cctx.String("feed-public-url")
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
 	cfg.Publishers = cctx.StringSlice("feed-publishers")
+	cfg.Classify.AccountLabels = cctx.Bool("label-no-ai-training")
 	cfg.IndexPath = filepath.Join(dataDir, "feedgen.sqlite")
 	cfg.PLCURL = strings.TrimRight(cctx.String("feed-plc-url"), "/")
 	cfg.AllowPrivate = cctx.Bool("feed-allow-private")

@@ -47,6 +47,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
+			&cli.StringFlag{Name: "ai-usage-default", Usage: "the operator's AI usage preference for bulk crawlers, stated in /robots.txt (e.g. \"train-ai=n, train-genai=n\"); accounts' own declarations ride on their reads", EnvVars: []string{"HEARTH_AI_USAGE_DEFAULT"}},
 			&cli.DurationFlag{Name: "handle-recheck-every", Value: pds.DefaultHandleRecheckInterval, Usage: "how often each custom-domain handle is verified again (DNS TXT or https://HANDLE/.well-known/atproto-did)", EnvVars: []string{"HEARTH_HANDLE_RECHECK_EVERY"}},
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
 			&cli.StringFlag{Name: "appview-url", Usage: "default AppView that methods this PDS does not serve are proxied to, e.g. https://api.bsky.app (unset: no default)", EnvVars: []string{"HEARTH_APPVIEW_URL"}},
@@ -54,7 +55,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "appview-cdn-url-pattern", Usage: "where the AppView serves images, three %s for kind, DID and CID, e.g. https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg (unset: this PDS's getBlob)", EnvVars: []string{"HEARTH_APPVIEW_CDN_URL_PATTERN"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
-			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
+			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedLabelNoAITrainingFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
 		}, rateLimitFlags()...),
 		Action: runServe,
 	}
@@ -105,6 +106,7 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	}
 	c.EventRetention = cctx.Duration("event-retention")
 	c.HandleRecheckInterval = cctx.Duration("handle-recheck-every")
+	c.AIUsageDefault = cctx.String("ai-usage-default")
 	if u := cctx.String("smtp-url"); u != "" {
 		m, err := mail.New(mail.Config{SMTPURL: u, From: cctx.String("mail-from")})
 		if err != nil {

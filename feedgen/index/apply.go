@@ -212,6 +212,8 @@ func (t *txn) op(did string, hidden bool, op *Op) error {
 			ON CONFLICT (uri) DO UPDATE SET service_did = excluded.service_did, indexed_at = excluded.indexed_at`,
 			uri, did, op.RKey, g.ServiceDID, t.now)
 		return err
+	case CollectionAIPreference, CollectionUserIntents:
+		return t.aiDeclaration(did, op)
 	case CollectionProfile:
 		if op.RKey != "self" {
 			return nil
@@ -364,6 +366,9 @@ func (t *txn) account(a *Account) error {
 		a.DID, a.Active, status, t.now); err != nil {
 		return err
 	}
+	if err := t.enqueueAccountLabel(a.DID); err != nil { // hidden accounts carry no label
+		return err
+	}
 	switch {
 	case a.Active:
 		_, err := t.exec(`UPDATE posts SET hidden = 0 WHERE author = ? AND hidden = 1`, a.DID)
@@ -382,8 +387,12 @@ func (t *txn) account(a *Account) error {
 // Records are found by URI range: every URI of an account starts with at://DID/ (see
 // RepoRange), so the primary keys serve as author indexes.
 func (t *txn) dropAccount(did string) error {
+	if err := t.enqueueAccountLabel(did); err != nil {
+		return err
+	}
 	lo, hi := RepoRange(did)
 	for _, q := range []string{
+		`DELETE FROM ai_declarations WHERE uri >= ?1 AND uri < ?2`,
 		`UPDATE posts SET like_count = max(0, like_count - (SELECT count(*) FROM likes l WHERE l.uri >= ?1 AND l.uri < ?2 AND l.subject = posts.uri))
 			WHERE uri IN (SELECT subject FROM likes WHERE uri >= ?1 AND uri < ?2)`,
 		`DELETE FROM likes WHERE uri >= ?1 AND uri < ?2`,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -218,6 +219,9 @@ type LabelTask struct {
 	Vals []string
 	// HadCID is the version the labels currently asserted are on ("" when none).
 	HadCID string
+	// DeniesTraining is set for an account subject (URI a DID) whose declarations deny
+	// AI training; the worker turns it into the account label when the operator asked.
+	DeniesTraining bool
 }
 
 // LabelOutbox returns up to limit subjects whose labels must be re-applied.
@@ -250,7 +254,19 @@ func (ix *Index) LabelOutbox(ctx context.Context, limit int) ([]LabelTask, error
 		}
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// Account subjects (a DID, not a post URI): their label comes from declarations.
+	for i := range out {
+		if strings.HasPrefix(out[i].URI, "did:") {
+			if out[i].DeniesTraining, err = deniesTraining(ctx, ix.db.Read, out[i].URI); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // LabelDone records that the labeler now asserts t.Vals on t.URI at t.CID and drops the

@@ -52,8 +52,8 @@ type Commit struct {
 	Snapshot bool
 }
 
-// Op is one record operation. Record is *Post, *Like, *Repost, *Follow, *Profile or
-// *FeedGenerator for
+// Op is one record operation. Record is *Post, *Like, *Repost, *Follow, *Profile,
+// *FeedGenerator or *AIRecord for
 // creates and updates, nil for deletes.
 type Op struct {
 	Action     Action

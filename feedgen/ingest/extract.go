@@ -7,6 +7,7 @@ import (
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/api/bsky"
+	"github.com/bluesky-social/indigo/atproto/atdata"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/hearth-social/hearth/feedgen/index"
@@ -15,7 +16,8 @@ import (
 // Wanted reports whether the index keeps records of a collection.
 func Wanted(collection string) bool {
 	switch collection {
-	case index.CollectionPost, index.CollectionLike, index.CollectionRepost, index.CollectionFollow, index.CollectionProfile, index.CollectionFeedGen:
+	case index.CollectionPost, index.CollectionLike, index.CollectionRepost, index.CollectionFollow, index.CollectionProfile, index.CollectionFeedGen,
+		index.CollectionAIPreference, index.CollectionUserIntents:
 		return true
 	}
 	return false
@@ -25,7 +27,8 @@ func Wanted(collection string) bool {
 var ErrBadRecord = errors.New("undecodable record")
 
 // DecodeRecord decodes a record's DAG-CBOR into the index type for its collection
-// (*index.Post, *index.Like, *index.Repost, *index.Follow, *index.Profile). It returns
+// (*index.Post, *index.Like, *index.Repost, *index.Follow, *index.Profile,
+// *index.FeedGenerator, *index.AIRecord for AI usage declarations). It returns
 // nil, nil for collections the index does not keep. Unknown fields and embed types are
 // ignored, as the lexicon rules ask.
 func DecodeRecord(collection string, data []byte) (any, error) {
@@ -61,6 +64,12 @@ func DecodeRecord(collection string, data []byte) (any, error) {
 			return nil, fmt.Errorf("%w: %s: subject: %w", ErrBadRecord, collection, err)
 		}
 		return &index.Follow{Subject: rec.Subject, CreatedAt: datetime(rec.CreatedAt)}, nil
+	case index.CollectionAIPreference, index.CollectionUserIntents:
+		m, err := atdata.UnmarshalCBOR(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadRecord, collection, err)
+		}
+		return &index.AIRecord{Data: m}, nil
 	case index.CollectionFeedGen:
 		var rec bsky.FeedGenerator
 		if err := rec.UnmarshalCBOR(bytes.NewReader(data)); err != nil {

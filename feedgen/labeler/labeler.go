@@ -28,6 +28,9 @@ var migrationFiles embed.FS
 const (
 	ValueAIGenerated = "ai-generated"
 	ValueAIAssisted  = "ai-assisted"
+	// ValueNoAITraining is an account label (opt-in by the operator): the account's AI
+	// usage declarations deny training.
+	ValueNoAITraining = "no-ai-training"
 )
 
 // ctsFormat is the label timestamp format (RFC 3339, UTC, milliseconds).

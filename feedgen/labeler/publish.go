@@ -31,6 +31,10 @@ var Definitions = map[string]comatproto.LabelDefs_LabelValueDefinition{
 			"ComfyUI, NovelAI or InvokeAI parameters), or the author's own label. Applied automatically "+
 			"and only on such evidence-based signals, never on guesses from style or text; removed when the "+
 			"evidence goes away (the post is deleted or edited). No label does not mean a post is human-made."),
+	ValueNoAITraining: definition(ValueNoAITraining, "No AI training",
+		"The account has declared that its public data may not be used to train AI models (a "+
+			"community.lexicon.preference.ai record in its repository denying training). Informational: "+
+			"it states the author's wish, carried with their data; it hides nothing."),
 	ValueAIAssisted: definition(ValueAIAssisted, "AI assisted",
 		"Machine-readable provenance says this media was edited or composited with generative AI "+
 			"(for example a C2PA or IPTC digital source type of composite with trained algorithmic media, "+
