@@ -29,6 +29,7 @@ import (
 type handleWorld struct {
 	mu  sync.Mutex
 	txt map[string]string // handle -> TXT value of _atproto.HANDLE
+	lex map[string]string // _lexicon.AUTHORITY -> its TXT value (lexicon resolution)
 	web map[string]string // host -> body of /.well-known/atproto-did
 	dns *net.Resolver
 	cli *http.Client
@@ -36,7 +37,7 @@ type handleWorld struct {
 
 func startHandleWorld(t *testing.T) *handleWorld {
 	t.Helper()
-	w := &handleWorld{txt: map[string]string{}, web: map[string]string{}}
+	w := &handleWorld{txt: map[string]string{}, lex: map[string]string{}, web: map[string]string{}}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	started := make(chan struct{})
@@ -48,8 +49,11 @@ func startHandleWorld(t *testing.T) *handleWorld {
 			name := strings.TrimSuffix(strings.ToLower(q.Question[0].Name), ".")
 			w.mu.Lock()
 			v, ok := w.txt[strings.TrimPrefix(name, "_atproto.")]
+			if lex, isLex := w.lex[name]; isLex {
+				v, ok = lex, true
+			}
 			w.mu.Unlock()
-			if ok && strings.HasPrefix(name, "_atproto.") {
+			if ok && (strings.HasPrefix(name, "_atproto.") || strings.HasPrefix(name, "_lexicon.")) {
 				m.Rcode = dns.RcodeSuccess
 				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 1}, Txt: []string{v}})
 			}
@@ -99,6 +103,13 @@ func startHandleWorld(t *testing.T) *handleWorld {
 
 func (w *handleWorld) setTXT(handle, val string) { w.mu.Lock(); w.txt[handle] = val; w.mu.Unlock() }
 func (w *handleWorld) setWeb(host, val string)   { w.mu.Lock(); w.web[host] = val; w.mu.Unlock() }
+
+// setLexicon publishes DNS TXT _lexicon.AUTHORITY = did=DID.
+func (w *handleWorld) setLexicon(authority, did string) {
+	w.mu.Lock()
+	w.lex["_lexicon."+authority] = "did=" + did
+	w.mu.Unlock()
+}
 func (w *handleWorld) del(name string) {
 	w.mu.Lock()
 	delete(w.txt, name)

@@ -40,7 +40,8 @@ func (s *Server) setupOAuth(ctx context.Context) error {
 	}
 	issuer := strings.TrimRight(s.cfg.PublicURL, "/")
 	if s.oauth, err = oauth.New(oauth.Config{Issuer: issuer, Audience: s.cfg.ServerDID(), Store: s.store,
-		HTTPClient: s.cfg.OAuthClientHTTP, SigningKey: key, NonceKey: nonceKey, Log: s.log.With("component", "oauth")}); err != nil {
+		HTTPClient: s.cfg.OAuthClientHTTP, SigningKey: key, NonceKey: nonceKey, Lexicons: s.handleDir,
+		Log: s.log.With("component", "oauth")}); err != nil {
 		return err
 	}
 	s.pages, err = web.New(web.Config{ServerName: s.cfg.ServerName, LogoURL: s.cfg.ServerLogoURL, PublicURL: issuer,

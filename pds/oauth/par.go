@@ -94,6 +94,9 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) error {
 	if req.Scope, err = requestedScope(md, form.Get("scope")); err != nil {
 		return err
 	}
+	if err := p.checkIncludes(r.Context(), req.Scope); err != nil {
+		return err
+	}
 	// Last, so a request refused for another reason does not use up its challenge.
 	if !p.replay.add("pkce " + challenge) {
 		return invalidRequest("code_challenge was already used")

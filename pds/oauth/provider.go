@@ -52,6 +52,9 @@ type Config struct {
 	SigningKey *ecdsa.PrivateKey
 	// NonceKey keys DPoP nonces (32 bytes).
 	NonceKey []byte
+	// Lexicons resolves the permission sets include: scopes name (permset.go); nil
+	// refuses every include: (invalid_scope).
+	Lexicons LexiconResolver
 	Log      *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -65,6 +68,7 @@ type Provider struct {
 	clients *clients
 	nonces  *nonces
 	replay  *replay
+	sets    *permSets
 	key     *ecdsa.PrivateKey
 	kid     string
 	now     func() time.Time
@@ -103,6 +107,7 @@ func New(cfg Config) (*Provider, error) {
 		clients: &clients{http: hc, now: now},
 		nonces:  &nonces{key: cfg.NonceKey, now: now},
 		replay:  &replay{now: now},
+		sets:    newPermSets(cfg.Lexicons, now),
 		key:     cfg.SigningKey,
 		kid:     base64.RawURLEncoding.EncodeToString(sum[:12]),
 	}, nil

@@ -187,7 +187,7 @@ func describePermission(s string) string {
 		}
 		return "Identity: change your " + perm.Attribute
 	case "include":
-		return "Permission set " + perm.NSID + " (not resolved by this server; grants nothing)"
+		return "Permission set " + perm.NSID // tokens carry it expanded (permset.go)
 	}
 	return s
 }

@@ -121,12 +121,17 @@ func (p *Provider) codeGrant(ctx context.Context, form url.Values, md *ClientMet
 	if err != nil {
 		return nil, err
 	}
+	// The session holds the permissions its include: scopes stand for (permset.go).
+	scope, err := p.expandScope(ctx, ar.Scope)
+	if err != nil {
+		return nil, oerr(http.StatusBadRequest, "invalid_scope", "%v", err)
+	}
 	ttl := PublicSessionTTL
 	if md.Confidential() {
 		ttl = ConfidentialSessionTTL
 	}
 	sess := store.OAuthToken{ID: sid, DID: req.DID, ClientID: md.ClientID, ClientName: md.ClientName, ClientAuth: ca.String(),
-		Scope: ar.Scope, DPoPJKT: proof.JKT, RefreshHash: hashSecret(refresh), CodeHash: codeHash, DeviceID: req.DeviceID,
+		Scope: scope, DPoPJKT: proof.JKT, RefreshHash: hashSecret(refresh), CodeHash: codeHash, DeviceID: req.DeviceID,
 		Expires: p.now().Add(ttl)}
 	if err := p.store.Write(ctx, func(tx *store.Tx) error { return tx.PutOAuthToken(sess) }); err != nil {
 		return nil, err

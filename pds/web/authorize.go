@@ -24,7 +24,7 @@ type consentPage struct {
 	Client                        *oauth.ClientMetadata
 	ClientName, ClientURL, Handle string
 	Loopback                      bool
-	Permissions                   []string
+	Permissions                   []oauth.Described
 	RequestURI, ClientID          string
 }
 
@@ -101,7 +101,7 @@ func (p *Pages) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.renderSignIn(w, http.StatusOK, csrf, pd, "", "", false)
 		return
 	}
-	p.renderConsent(w, csrf, pd, acct.Handle)
+	p.renderConsent(w, r, csrf, pd, acct.Handle)
 }
 
 func (p *Pages) renderSignIn(w http.ResponseWriter, status int, csrf string, pd *oauth.Pending, ident, msg string, needCode bool) {
@@ -111,11 +111,11 @@ func (p *Pages) renderSignIn(w http.ResponseWriter, status int, csrf string, pd 
 		RequestURI: pd.RequestURI, ClientID: pd.Client.ClientID})
 }
 
-func (p *Pages) renderConsent(w http.ResponseWriter, csrf string, pd *oauth.Pending, handle string) {
+func (p *Pages) renderConsent(w http.ResponseWriter, r *http.Request, csrf string, pd *oauth.Pending, handle string) {
 	name, uri := clientLabel(pd.Client)
 	p.render(w, http.StatusOK, "consent", redirectOrigin(pd.Request.RedirectURI), consentPage{page: p.base("Allow access", csrf),
 		Client: pd.Client, ClientName: name, ClientURL: uri, Handle: handle, Loopback: pd.Client.Loopback(),
-		Permissions: oauth.Describe(pd.Request.Scope), RequestURI: pd.RequestURI, ClientID: pd.Client.ClientID})
+		Permissions: p.cfg.OAuth.DescribeScope(r.Context(), pd.Request.Scope), RequestURI: pd.RequestURI, ClientID: pd.Client.ClientID})
 }
 
 // redirectOrigin is the CSP source for a redirect URI (consent's form leads there).
