@@ -102,8 +102,8 @@ type Config struct {
 	// private addresses. For development and tests only (it opens the proxy to SSRF).
 	ProxyAllowPrivate bool
 	// ServerName and ServerLogoURL brand the sign-in, consent and account pages
-	// (pds/web): empty name is "Hearth"; the logo is a same-origin path, https or data:
-	// URL (empty: the name's initial).
+	// (pds/web, which checks them): empty name is "Hearth"; the logo is an https URL or
+	// a path on this server (empty: the name's initial).
 	ServerName    string
 	ServerLogoURL string
 	// OAuthClientHTTP fetches OAuth client metadata and jwks_uri documents; nil is the

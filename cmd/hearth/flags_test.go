@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,10 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"short jwt secret", []string{"--jwt-secret", "short"}, "--jwt-secret (HEARTH_JWT_SECRET)"},
 		{"debug listen not loopback", []string{"--debug-listen", "0.0.0.0:6060"}, "--debug-listen (HEARTH_DEBUG_LISTEN)"},
 		{"ai usage default", []string{"--ai-usage-default", "train-ai=maybe"}, "AI usage default"},
+		{"server logo over http", []string{"--server-logo-url", "http://cdn.example.com/logo.png"}, "server logo URL"},
+		{"server logo javascript", []string{"--server-logo-url", "javascript:alert(1)"}, "server logo URL"},
+		{"server logo other host by path", []string{"--server-logo-url", "//evil.example/logo.png"}, "server logo URL"},
+		{"server name too long", []string{"--server-name", strings.Repeat("n", 65)}, "server name"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,6 +47,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "plc-url", Usage: "external PLC directory URL (default: run the embedded one)", EnvVars: []string{"HEARTH_PLC_URL"}},
 			&cli.StringFlag{Name: "plc-listen", Value: "127.0.0.1:2582", Usage: "address of the embedded PLC directory", EnvVars: []string{"HEARTH_PLC_LISTEN"}},
 			&cli.StringFlag{Name: "debug-listen", Usage: "serve Go pprof profiles on this address (loopback only; off by default)", EnvVars: []string{"HEARTH_DEBUG_LISTEN"}},
+			&cli.StringFlag{Name: "server-name", Value: "Hearth", Usage: "name shown on the sign-in, consent and account pages", EnvVars: []string{"HEARTH_SERVER_NAME"}},
+			&cli.StringFlag{Name: "server-logo-url", Usage: "logo on those pages: an https URL or a path on this server, e.g. /logo.png (unset: the name's initial)", EnvVars: []string{"HEARTH_SERVER_LOGO_URL"}},
 			&cli.StringFlag{Name: "ai-usage-default", Usage: "the operator's AI usage preference for bulk crawlers, stated in /robots.txt (e.g. \"train-ai=n, train-genai=n\"); accounts' own declarations ride on their reads", EnvVars: []string{"HEARTH_AI_USAGE_DEFAULT"}},
 			&cli.DurationFlag{Name: "handle-recheck-every", Value: pds.DefaultHandleRecheckInterval, Usage: "how often each custom-domain handle is verified again (DNS TXT or https://HANDLE/.well-known/atproto-did)", EnvVars: []string{"HEARTH_HANDLE_RECHECK_EVERY"}},
 			&cli.DurationFlag{Name: "event-retention", Value: 72 * time.Hour, Usage: "how long firehose events are kept for cursor replay", EnvVars: []string{"HEARTH_EVENT_RETENTION"}},
@@ -107,6 +109,8 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	c.EventRetention = cctx.Duration("event-retention")
 	c.HandleRecheckInterval = cctx.Duration("handle-recheck-every")
 	c.AIUsageDefault = cctx.String("ai-usage-default")
+	c.ServerName = strings.TrimSpace(cctx.String("server-name"))
+	c.ServerLogoURL = strings.TrimSpace(cctx.String("server-logo-url"))
 	if u := cctx.String("smtp-url"); u != "" {
 		m, err := mail.New(mail.Config{SMTPURL: u, From: cctx.String("mail-from")})
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hearth-social/hearth/pds/oauth"
@@ -105,8 +106,9 @@ type Backend interface {
 
 // Config configures the pages.
 type Config struct {
-	// ServerName and LogoURL brand every page (LogoURL: a same-origin path, https or
-	// data: URL; empty shows the name's initial).
+	// ServerName and LogoURL brand every page (LogoURL: an https URL or a path on this
+	// server; empty shows the name's initial). New refuses others: the pages' CSP and
+	// html/template would not show them.
 	ServerName string
 	LogoURL    string
 	// PublicURL is the server's origin (cookies are Secure when it is https).
@@ -138,6 +140,9 @@ func New(cfg Config) (*Pages, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = "Hearth"
 	}
+	if err := checkBranding(cfg.ServerName, cfg.LogoURL); err != nil {
+		return nil, err
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -162,6 +167,24 @@ func New(cfg Config) (*Pages, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkBranding refuses a server name that is too long or holds control characters and
+// a logo that is neither an https URL nor a path on this server.
+func checkBranding(name, logo string) error {
+	if utf8.RuneCountInString(name) > 64 || strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name) {
+		return fmt.Errorf("server name %q must be at most 64 characters, without control characters", name)
+	}
+	if logo == "" {
+		return nil
+	}
+	u, err := url.Parse(logo)
+	path := err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(logo, "/") && !strings.HasPrefix(logo, "//")
+	https := err == nil && u.Scheme == "https" && u.Host != "" && u.User == nil
+	if !path && !https {
+		return fmt.Errorf("server logo URL %q must be an https URL or a path on this server (/logo.png)", logo)
+	}
+	return nil
 }
 
 // Register adds the pages to mux.
