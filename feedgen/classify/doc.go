@@ -75,7 +75,8 @@
 //     over MaxMediaBytes are refused. Damage is reported as ClassInfo
 //     evidence ("media.problem", "c2pa.error"), never a panic.
 //   - JPEG C2PA is split over APP11 segments: "JP", box instance En, packet
-//     sequence Z (from 1). Packets are grouped by En and ordered by Z;
+//     sequence Z (from 1, or from 0 as Bing Image Creator writes it; the C2PA
+//     SDK reads both). Packets are grouped by En and ordered by Z;
 //     continuations repeat the superbox's 8-byte LBox+TBox, which is
 //     dropped. A missing Z ends the box at the gap.
 //   - C2PA is not validated (no COSE, trust list or hard-binding check), so

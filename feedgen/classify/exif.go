@@ -13,7 +13,8 @@ import (
 // Only a handful of tags matter, so instead of go-exif (large dependency
 // graph) this is a small TIFF IFD walker: "II*\0" or "MM\0*", u32 offset of
 // IFD0, then IFDs of 12-byte entries (tag u16, type u16, count u32, value
-// or offset u32). IFD0 and the Exif sub-IFD (pointer tag 0x8769) are read;
+// or offset u32). IFD0 and the Exif sub-IFD (pointer tag 0x8769) are read
+// (UserComment in either: some ComfyUI savers put it in IFD0);
 // each offset is bounds-checked and visited once, entry counts are capped.
 
 const (
@@ -31,6 +32,9 @@ const (
 // exifFields are the tags the classifier reads.
 type exifFields struct {
 	ImageDescription, Make, Model, Software, UserComment string
+	// IFD0UserComment is a UserComment misplaced in IFD0, where some
+	// ComfyUI image-saver nodes put the API graph.
+	IFD0UserComment string
 }
 
 type tiffReader struct {
@@ -97,9 +101,13 @@ func (r tiffReader) ifd(off uint32, f *exifFields, top bool) (uint32, error) {
 			f.Model = r.ascii(e, typ, count)
 		case top && tag == tagSoftware:
 			f.Software = r.ascii(e, typ, count)
-		case !top && tag == tagUserComment:
+		case tag == tagUserComment:
 			if v := r.value(e, typ, count); v != nil {
-				f.UserComment = decodeUserComment(v, r.bo)
+				if top {
+					f.IFD0UserComment = decodeUserComment(v, r.bo)
+				} else {
+					f.UserComment = decodeUserComment(v, r.bo)
+				}
 			}
 		}
 	}
@@ -204,6 +212,7 @@ func exifEvidence(p Part) []Evidence {
 	// stores "prompt:{json}" / "workflow:{json}" in Model/Make.
 	fields := []TextField{
 		{Key: "UserComment", Value: f.UserComment, Locator: loc + "ExifIFD/UserComment"},
+		{Key: "UserComment", Value: f.IFD0UserComment, Locator: loc + "IFD0/UserComment"},
 		{Key: "ImageDescription", Value: f.ImageDescription, Locator: loc + "IFD0/ImageDescription"},
 		{Key: "Make", Value: f.Make, Locator: loc + "IFD0/Make"},
 		{Key: "Model", Value: f.Model, Locator: loc + "IFD0/Model"},

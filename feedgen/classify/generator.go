@@ -12,9 +12,13 @@ func aiGenerators() []string {
 	return []string{
 		"adobe firefly", "automatic1111", "bing image creator", "chatgpt", "comfyui",
 		"dall-e", "dall·e", "dalle", "diffusionbee", "draw things", "easy diffusion",
-		"firefly", "fooocus", "gpt-image", "ideogram", "imagen", "invokeai",
-		"leonardo.ai", "microsoft designer", "midjourney", "nightcafe", "niji journey",
+		"firefly", "fooocus", "gpt-4o", "gpt-image", "ideogram", "image creator from designer",
+		"imagen", "invokeai", "leonardo.ai",
+		// The claim generator of Bing Image Creator and Designer manifests.
+		"microsoft responsible ai",
+		"microsoft designer", "midjourney", "nightcafe", "niji journey",
 		"novelai", "openai", "stable diffusion", "stable-diffusion-webui", "swarmui",
+		"titan image generator",
 	}
 }
 

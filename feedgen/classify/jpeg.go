@@ -175,7 +175,7 @@ func jpegAPP1(md *Metadata, p []byte, ext *[]*extXMP) {
 
 // reassembleAPP11 joins APP11 packets into JUMBF boxes. Packets are grouped
 // by box instance number En and ordered by sequence number Z (starting at
-// 1). The first packet holds the box from its LBox; every continuation
+// 1, or at 0 as some writers do). The first packet holds the box from its LBox; every continuation
 // repeats the box's 8-byte LBox+TBox header, which is dropped. A gap in
 // the sequence ends the box at the gap (the truncated box then fails to
 // parse and is reported, never guessed at).
@@ -197,12 +197,16 @@ func reassembleAPP11(md *Metadata, packets []app11Packet) {
 		group := packets[i:j]
 		i = j
 		en := group[0].en
-		if group[0].z != 1 {
-			md.problem(fmt.Errorf("jpeg: APP11 En=%04X starts at Z=%d: %w", en, group[0].z, ErrMalformed))
+		// The JPEG XT spec numbers packets from 1, but real writers (Bing
+		// Image Creator, Microsoft Designer) start at 0, and the C2PA SDK
+		// reads those: accept either start, nothing later.
+		first := group[0].z
+		if first > 1 {
+			md.problem(fmt.Errorf("jpeg: APP11 En=%04X starts at Z=%d: %w", en, first, ErrMalformed))
 			continue
 		}
 		var buf []byte
-		want := uint32(1)
+		want := first
 		for _, p := range group {
 			if p.z < want { // duplicate sequence number: keep the first
 				md.problem(fmt.Errorf("jpeg: APP11 En=%04X duplicate Z=%d: %w", en, p.z, ErrMalformed))
@@ -213,7 +217,7 @@ func reassembleAPP11(md *Metadata, packets []app11Packet) {
 				break
 			}
 			d := p.data
-			if p.z > 1 {
+			if p.z > first {
 				if len(d) < 8 {
 					md.problem(fmt.Errorf("jpeg: APP11 En=%04X Z=%d short: %w", en, p.z, ErrTruncated))
 					break

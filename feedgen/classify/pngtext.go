@@ -46,8 +46,17 @@ func textFieldEvidence(fields []TextField) []Evidence {
 		case "parameters":
 			if ex, ok := a1111Params(v); ok {
 				out = append(out, genEvidence("gen.a1111", f.Locator, ex))
-			} else if m, ok := jsonObject(v); ok && isObject(m["sui_image_params"]) {
-				out = append(out, genEvidence("gen.swarmui", f.Locator, "sui_image_params"))
+			} else if m, ok := jsonObject(v); ok {
+				switch {
+				case isObject(m["sui_image_params"]):
+					out = append(out, genEvidence("gen.swarmui", f.Locator, "sui_image_params"))
+				case fooocusJSON(m, byKey["fooocus_scheme"]):
+					// Fooocus writes its settings as JSON into "parameters"
+					// (with fooocus_scheme=fooocus beside it).
+					out = append(out, genEvidence("gen.fooocus", f.Locator, fooocusSummary(m)))
+				case sdJSON(m):
+					out = append(out, genEvidence("gen.sdjson", f.Locator, sdSummary(m)))
+				}
 			}
 		case "usercomment", "comment", "description", "imagedescription":
 			if ex, ok := a1111Params(v); ok {
@@ -60,6 +69,10 @@ func textFieldEvidence(fields []TextField) []Evidence {
 			}
 			if m, ok := jsonObject(v); ok {
 				switch {
+				case comfyGraph(m) != "":
+					// ComfyUI API graph in EXIF UserComment (image-saver
+					// nodes), bare or wrapped as {"prompt": {...}}.
+					out = append(out, genEvidence("gen.comfyui", f.Locator, comfyGraph(m)))
 				case novelAI && strings.EqualFold(f.Key, "comment") && sdJSON(m):
 					out = append(out, genEvidence("gen.novelai", f.Locator, "Software=NovelAI; "+sdSummary(m)))
 				case isObject(m["sui_image_params"]):
@@ -149,30 +162,47 @@ func a1111Params(v string) (string, bool) {
 	return "", false
 }
 
-// parseKVLine splits `Key: value, Key2: "quoted, value", …` at top-level
-// commas. Every part must be "Key: value" with a short key.
+// parseKVLine splits `Key: value, Key2: "quoted, value", Key3: {json}, …`
+// at top-level commas: commas inside double quotes (with backslash
+// escapes) or inside {…}/[…] do not split, so A1111's trailing
+// `Hashes: {"model": "…", "lora:name": "…"}` stays one value whose JSON
+// keys may contain ':'. Every part must be "Key: value" with a short key.
 func parseKVLine(line string) (map[string]string, bool) {
 	kv := map[string]string{}
 	var parts []string
-	inQuote, start := false, 0
+	inQuote, esc, depth, start := false, false, 0, 0
 	for i := 0; i < len(line); i++ {
-		switch line[i] {
-		case '"':
+		c := line[i]
+		switch {
+		case esc:
+			esc = false
+		case inQuote && c == '\\':
+			esc = true
+		case c == '"':
 			inQuote = !inQuote
-		case ',':
-			if !inQuote {
-				parts = append(parts, line[start:i])
-				start = i + 1
+		case inQuote:
+		case c == '{' || c == '[':
+			depth++
+			if depth > 32 {
+				return nil, false
 			}
+		case c == '}' || c == ']':
+			depth--
+			if depth < 0 {
+				return nil, false
+			}
+		case c == ',' && depth == 0:
+			parts = append(parts, line[start:i])
+			start = i + 1
 		}
 	}
 	parts = append(parts, line[start:])
-	if inQuote || len(parts) < 3 || len(parts) > 256 {
+	if inQuote || depth != 0 || len(parts) < 3 || len(parts) > 256 {
 		return nil, false
 	}
 	for _, p := range parts {
 		k, val, ok := strings.Cut(strings.TrimSpace(p), ": ")
-		if !ok || k == "" || len(k) > 64 || strings.ContainsAny(k, "\n:") {
+		if !ok || k == "" || len(k) > 64 || strings.ContainsAny(k, "\n:{}[]\"") {
 			return nil, false
 		}
 		kv[k] = strings.TrimSpace(val)
@@ -238,6 +268,12 @@ func comfyPrompt(v string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	ex := comfyNodes(m)
+	return ex, ex != ""
+}
+
+// comfyNodes summarises the class_types of an API graph's nodes, or "".
+func comfyNodes(m map[string]any) string {
 	var types []string
 	for _, n := range m {
 		node, ok := n.(map[string]any)
@@ -249,10 +285,46 @@ func comfyPrompt(v string) (string, bool) {
 		}
 	}
 	if len(types) == 0 {
-		return "", false
+		return ""
 	}
 	sort.Strings(types)
-	return "class_type: " + strings.Join(types, ", "), true
+	return "class_type: " + strings.Join(types, ", ")
+}
+
+// comfyGraph recognises an API graph held in one JSON value: the graph
+// itself, or an object whose "prompt" is the graph (as an object or as a
+// JSON string).
+func comfyGraph(m map[string]any) string {
+	if ex := comfyNodes(m); ex != "" {
+		return ex
+	}
+	switch p := m["prompt"].(type) {
+	case map[string]any:
+		return comfyNodes(p)
+	case string:
+		if inner, ok := jsonObject(p); ok {
+			return comfyNodes(inner)
+		}
+	}
+	return ""
+}
+
+// fooocusJSON recognises Fooocus settings JSON: the "fooocus" scheme chunk
+// beside it, or a "version" naming Fooocus, plus a diffusion record
+// (steps, sampler or guidance, seed) and Fooocus's own keys.
+func fooocusJSON(m map[string]any, scheme string) bool {
+	named := strings.EqualFold(strings.TrimSpace(scheme), "fooocus") ||
+		strings.HasPrefix(strings.ToLower(asString(m["version"])), "fooocus")
+	own := has(m, "base_model") || has(m, "full_prompt") || has(m, "adm_guidance") || has(m, "performance")
+	return named && own && sdJSON(m)
+}
+
+func fooocusSummary(m map[string]any) string {
+	ex := sdSummary(m)
+	if v := asString(m["version"]); v != "" {
+		ex = v + "; " + ex
+	}
+	return ex
 }
 
 // comfyWorkflow recognises a ComfyUI UI graph: {"nodes": [{"id": n, "type": "..."}, ...]}.
@@ -322,8 +394,15 @@ func isUUID(s string) bool {
 	return true
 }
 
-// dreamLine recognises legacy InvokeAI "Dream" text:
-// "prompt" -s 50 -S 42 -W 512 -H 512 -C 7.5 -A k_lms
+// dreamLine recognises legacy InvokeAI "Dream" text, a quoted prompt then
+// dream.py command-line switches:
+//
+//	"prompt [negative]" -s 50 -S 42 -W 512 -H 768 -C 5 -A k_lms -G 0.9 -cf 0.75 -U 4 0.95
+//
+// A switch is '-' plus one to three letters and takes zero or more
+// values (-U takes two, -F none), so the tail is read as switches each
+// followed by its non-switch tokens. Steps (-s) and seed (-S) must be
+// integers; every token must belong to a switch.
 func dreamLine(v string) (string, bool) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", false
@@ -333,23 +412,49 @@ func dreamLine(v string) (string, bool) {
 		return "", false
 	}
 	toks := strings.Fields(v[end+1:])
-	if len(toks) < 4 || len(toks)%2 != 0 {
+	if len(toks) < 4 || len(toks) > 256 {
 		return "", false
 	}
-	flags := map[string]string{}
-	for i := 0; i < len(toks); i += 2 {
-		if len(toks[i]) != 2 || toks[i][0] != '-' {
+	flags := map[string][]string{}
+	cur := ""
+	for _, t := range toks {
+		if dreamSwitch(t) {
+			cur = t
+			if _, dup := flags[cur]; dup {
+				return "", false
+			}
+			flags[cur] = nil
+			continue
+		}
+		if cur == "" || len(flags[cur]) >= 4 {
 			return "", false
 		}
-		flags[toks[i]] = toks[i+1]
+		flags[cur] = append(flags[cur], t)
 	}
-	if _, err := strconv.Atoi(flags["-s"]); err != nil {
-		return "", false
-	}
-	if _, err := strconv.Atoi(flags["-S"]); err != nil {
-		return "", false
+	for _, f := range []string{"-s", "-S"} {
+		if len(flags[f]) != 1 {
+			return "", false
+		}
+		if _, err := strconv.Atoi(flags[f][0]); err != nil {
+			return "", false
+		}
 	}
 	return v[1:end], true
+}
+
+// dreamSwitch reports whether t is a dream.py switch such as -s, -S, -cf
+// (not a negative number such as -1).
+func dreamSwitch(t string) bool {
+	if len(t) < 2 || len(t) > 4 || t[0] != '-' {
+		return false
+	}
+	for i := 1; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // easyDiffusionKeys recognises Easy Diffusion's one-chunk-per-setting PNGs.

@@ -2,11 +2,14 @@ package classify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // XMP reader.
@@ -89,11 +92,17 @@ func parseXMP(b []byte) ([]xmpProp, error) {
 	if len(b) > maxXMPBytes {
 		return nil, fmt.Errorf("xmp: %d bytes: %w", len(b), ErrLimit)
 	}
+	b, wide := xmpUTF8(b)
 	b = bytes.TrimRight(b, "\x00 \r\n\t")
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict = true
-	d.CharsetReader = func(string, io.Reader) (io.Reader, error) {
-		return nil, fmt.Errorf("xmp: non-UTF-8 charset: %w", ErrMalformed)
+	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
+		// A packet already re-encoded from UTF-16/32 still declares its
+		// original encoding; anything else is refused.
+		if wide != "" && strings.HasPrefix(strings.ToLower(label), wide) {
+			return r, nil
+		}
+		return nil, fmt.Errorf("xmp: charset %q: %w", printable(label), ErrMalformed)
 	}
 	var props []xmpProp
 	type capture struct {
@@ -203,4 +212,57 @@ func xmpEvidence(p Part) []Evidence {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// xmpUTF8 returns an XMP packet as UTF-8. XMP may be serialised in UTF-8,
+// UTF-16 or UTF-32 (XMP spec part 1, 7.1 and the packet wrapper's BOM);
+// encoding/xml reads only UTF-8, so wide packets are re-encoded here. The
+// encoding is found from a BOM or, without one, from the zero bytes around
+// the leading '<'. wide is "utf-16" or "utf-32" for a converted packet and
+// "" otherwise.
+func xmpUTF8(b []byte) (out []byte, wide string) {
+	var bo binary.ByteOrder
+	width := 0
+	switch {
+	case bytes.HasPrefix(b, []byte{0xEF, 0xBB, 0xBF}):
+		return b[3:], ""
+	case bytes.HasPrefix(b, []byte{0x00, 0x00, 0xFE, 0xFF}):
+		bo, width, b = binary.BigEndian, 4, b[4:]
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE, 0x00, 0x00}):
+		bo, width, b = binary.LittleEndian, 4, b[4:]
+	case bytes.HasPrefix(b, []byte{0xFE, 0xFF}):
+		bo, width, b = binary.BigEndian, 2, b[2:]
+	case bytes.HasPrefix(b, []byte{0xFF, 0xFE}):
+		bo, width, b = binary.LittleEndian, 2, b[2:]
+	case bytes.HasPrefix(b, []byte{0, 0, 0, '<'}):
+		bo, width = binary.BigEndian, 4
+	case bytes.HasPrefix(b, []byte{'<', 0, 0, 0}):
+		bo, width = binary.LittleEndian, 4
+	case bytes.HasPrefix(b, []byte{0, '<'}):
+		bo, width = binary.BigEndian, 2
+	case bytes.HasPrefix(b, []byte{'<', 0}):
+		bo, width = binary.LittleEndian, 2
+	default:
+		return b, ""
+	}
+	var sb strings.Builder
+	sb.Grow(len(b) / width)
+	if width == 4 {
+		for i := 0; i+4 <= len(b); i += 4 {
+			r := rune(bo.Uint32(b[i:]))
+			if !utf8.ValidRune(r) {
+				r = utf8.RuneError
+			}
+			sb.WriteRune(r)
+		}
+		return []byte(sb.String()), "utf-32"
+	}
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = bo.Uint16(b[2*i:])
+	}
+	for _, r := range utf16.Decode(u) {
+		sb.WriteRune(r)
+	}
+	return []byte(sb.String()), "utf-16"
 }
