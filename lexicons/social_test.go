@@ -10,7 +10,7 @@ import (
 func TestHearthLexicons(t *testing.T) {
 	cat, err := NewCatalog().Load()
 	require.NoError(t, err)
-	for _, ref := range []string{"social.hearth.feed.explainPost", "social.hearth.feed.explainPost#evidence"} {
+	for _, ref := range []string{"social.hearth.feed.explainPost", "social.hearth.feed.explainPost#evidence", "social.hearth.admin.getModerationLog#entry"} {
 		_, err := cat.Resolve(ref)
 		require.NoError(t, err, ref)
 	}

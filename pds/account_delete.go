@@ -37,6 +37,8 @@ func (s *Server) deleteAccount(ctx context.Context, did string, check func(*stor
 	if err != nil {
 		return err
 	}
+	s.takedowns.dropAccount(did) // the rows went with the data
+	s.usage.forget(did)
 	// The account's events are gone from the store; drop the buffered copies too, so
 	// subscribers replaying from a cursor read them from the store (where they no longer
 	// are) instead of from memory.

@@ -14,9 +14,15 @@ import (
 )
 
 // setAccountStatus changes an account's status and emits the #account event in the same
-// transaction, so relays and feed generators learn of it exactly when it happens.
-func (s *Server) setAccountStatus(ctx context.Context, did, status string) error {
+// transaction, so relays and feed generators learn of it exactly when it happens; also
+// runs in that transaction too (the moderation log entry of a takedown).
+func (s *Server) setAccountStatus(ctx context.Context, did, status string, also ...func(*store.Tx) error) error {
 	err := s.store.Write(ctx, func(tx *store.Tx) error {
+		for _, fn := range also {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
 		if err := tx.SetAccountStatus(did, status); err != nil {
 			return err
 		}
@@ -117,60 +123,6 @@ func (s *Server) deleteDueAccounts(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-type repoRef struct {
-	Type string `json:"$type"`
-	DID  string `json:"did"`
-}
-
-type statusAttr struct {
-	Applied bool   `json:"applied"`
-	Ref     string `json:"ref,omitempty"`
-}
-
-// handleAdminUpdateSubjectStatus applies or lifts a takedown of an account (repoRef
-// subjects; record and blob subjects are not supported yet and say so).
-func (s *Server) handleAdminUpdateSubjectStatus(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Subject  repoRef     `json:"subject"`
-		Takedown *statusAttr `json:"takedown"`
-	}
-	if err := xrpc.DecodeJSON(w, r, 16<<10, &in); err != nil {
-		return err
-	}
-	if in.Subject.Type != "com.atproto.admin.defs#repoRef" {
-		return xrpc.InvalidRequest("only com.atproto.admin.defs#repoRef subjects are supported")
-	}
-	acct, err := s.adminAccount(r.Context(), in.Subject.DID)
-	if err != nil {
-		return err
-	}
-	if in.Takedown != nil {
-		want := store.StatusActive
-		if in.Takedown.Applied {
-			want = store.StatusTakendown
-		}
-		if acct.Status != want {
-			if err := s.setAccountStatus(r.Context(), acct.DID, want); err != nil {
-				return err
-			}
-		}
-	}
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"subject": in.Subject, "takedown": in.Takedown})
-	return nil
-}
-
-func (s *Server) handleAdminGetSubjectStatus(w http.ResponseWriter, r *http.Request) error {
-	acct, err := s.adminAccount(r.Context(), r.URL.Query().Get("did"))
-	if err != nil {
-		return err
-	}
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{
-		"subject":  repoRef{Type: "com.atproto.admin.defs#repoRef", DID: acct.DID},
-		"takedown": statusAttr{Applied: acct.Status == store.StatusTakendown},
-	})
-	return nil
 }
 
 func (s *Server) adminAccount(ctx context.Context, raw string) (*store.Account, error) {

@@ -25,14 +25,24 @@ func (s *Server) handleUploadBlob(w http.ResponseWriter, r *http.Request) error 
 	if r.ContentLength > s.cfg.MaxBlobBytes {
 		return xrpc.Errorf(http.StatusRequestEntityTooLarge, "BlobTooLarge", "blob is larger than the %d byte limit", s.cfg.MaxBlobBytes)
 	}
+	if err := s.checkBlobQuota(ctx, c.DID, r.ContentLength); err != nil {
+		return err
+	}
 	// The row is written under the blob's lock (Put's commit), so garbage collection of
 	// the same bytes cannot delete the file between its rename and its row.
 	var stored store.BlobMeta
 	_, err := s.blobs.Put(ctx, c.DID, r.Body, s.cfg.MaxBlobBytes, func(up blobs.Upload) error {
 		mime := blobMIME(up.Sniffed, r.Header.Get("Content-Type"))
+		if s.takedowns.blob(c.DID, up.CID) {
+			return xrpc.InvalidRequest("Blob has been takendown, cannot re-upload")
+		}
 		return s.store.Write(ctx, func(tx *store.Tx) error {
+			meta := store.BlobMeta{CID: up.CID, MIME: mime, Size: up.Size}
+			if err := s.checkBlobQuotaTx(tx, c.DID, meta); err != nil {
+				return err
+			}
 			var err error
-			stored, err = tx.PutBlob(c.DID, store.BlobMeta{CID: up.CID, MIME: mime, Size: up.Size})
+			stored, err = tx.PutBlob(c.DID, meta)
 			return err
 		})
 	})
@@ -78,7 +88,7 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) error {
 		return xrpc.InvalidRequest("invalid cid %q", raw)
 	}
 	meta, err := s.store.ReferencedBlob(r.Context(), acct.DID, c)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && s.takedowns.blob(acct.DID, c)) {
 		return xrpc.Errorf(http.StatusBadRequest, "BlobNotFound", "blob not found: %s", c)
 	} else if err != nil {
 		return err

@@ -75,6 +75,11 @@ type Config struct {
 	MaxBlobBytes int64
 	// BlobGrace is how long an upload may stay unreferenced before it is deleted.
 	BlobGrace time.Duration
+	// QuotaRepoBytes and QuotaBlobBytes cap each account's storage: its records' bytes and
+	// its uploaded blobs' bytes (0: unlimited, the default). Writes past a quota answer
+	// StorageQuotaExceeded (quota.go); deletes always work.
+	QuotaRepoBytes int64
+	QuotaBlobBytes int64
 	// PasswordCost is scrypt's N (0: 2^14). Tests lower it.
 	PasswordCost int
 	// EventRetention is how long firehose events are kept for cursor replay.
@@ -239,6 +244,9 @@ func (c *Config) Validate() error {
 		if !l.ok {
 			return fmt.Errorf("%s must be positive (start from pds.DefaultConfig)", l.name)
 		}
+	}
+	if c.QuotaRepoBytes < 0 || c.QuotaBlobBytes < 0 {
+		return fmt.Errorf("storage quotas must be 0 (unlimited) or positive")
 	}
 	if c.AppViewURL != "" || c.AppViewDID != "" {
 		u, err := url.Parse(c.AppViewURL)

@@ -244,31 +244,16 @@ func (s *Server) handleResetPassword(w http.ResponseWriter, r *http.Request) err
 	if in.Token == "" {
 		return xrpc.InvalidRequest("token is required")
 	}
-	if len(in.Password) < 1 || len(in.Password) > 256 {
-		return xrpc.InvalidRequest("password must be 1 to 256 characters")
-	}
-	hash, err := s.hasher.Hash(ctx, in.Password)
-	if err != nil {
-		return err
-	}
-	var did string
-	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		var err error
-		if did, err = tx.TakeEmailTokenFor(mail.PurposeResetPassword, in.Token); err != nil {
-			return tokenError(err)
+	did, err := s.replacePassword(ctx, in.Password, func(tx *store.Tx) (string, error) {
+		did, err := tx.TakeEmailTokenFor(mail.PurposeResetPassword, in.Token)
+		if err != nil {
+			return "", tokenError(err)
 		}
-		if err := tx.SetPassword(did, hash); err != nil {
-			return err
-		}
-		if err := tx.DeleteEmailTokens(did); err != nil {
-			return err
-		}
-		return tx.RevokeSessions(did)
+		return did, nil
 	})
 	if err != nil {
 		return err
 	}
-	s.cutoffs.set(did, time.Now(), s.sessions.AccessTTL)
 	s.log.Info("password reset", "did", did)
 	return writeOK(w)
 }

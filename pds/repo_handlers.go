@@ -75,6 +75,9 @@ func (s *Server) commitRecord(w http.ResponseWriter, r *http.Request, did syntax
 	if err := s.chargeWrites(r.Context(), did.String(), writePoints(writes)); err != nil {
 		return err
 	}
+	if err := s.checkRepoQuota(r.Context(), did.String(), writes); err != nil {
+		return err
+	}
 	res, err := s.commit(r.Context(), did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, rec)})
 	if err != nil {
 		return commitError(err)
@@ -256,6 +259,9 @@ func (s *Server) handleApplyWrites(w http.ResponseWriter, r *http.Request) error
 	if err := s.chargeWrites(ctx, did.String(), writePoints(writes)); err != nil {
 		return err
 	}
+	if err := s.checkRepoQuota(ctx, did.String(), writes); err != nil {
+		return err
+	}
 	res, err := s.commit(ctx, did, commitRequest{Writes: writes, SwapCommit: swap, Blobs: blobRefs(writes, recs...)})
 	if err != nil {
 		return commitError(err)
@@ -303,7 +309,7 @@ func (s *Server) handleGetRecord(w http.ResponseWriter, r *http.Request) error {
 	}
 	uri := atURI(acct.DID, coll.String(), rkey.String())
 	c, val, err := s.store.Record(ctx, acct.DID, coll.String(), rkey.String())
-	if errors.Is(err, store.ErrNotFound) || (err == nil && want != nil && !want.Equals(c)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && want != nil && !want.Equals(c)) || s.takedowns.record(acct.DID, coll.String(), rkey.String()) {
 		return xrpc.Errorf(http.StatusBadRequest, "RecordNotFound", "could not locate record: %s", uri)
 	} else if err != nil {
 		return err
@@ -380,6 +386,9 @@ func (s *Server) handleListRecords(w http.ResponseWriter, r *http.Request) error
 		Cursor  string `json:"cursor,omitempty"`
 	}{Records: make([]item, 0, len(recs))}
 	for _, rec := range recs {
+		if s.takedowns.record(acct.DID, coll.String(), rec.RKey) { // the cursor still moves past it
+			continue
+		}
 		js, err := recordJSON(rec.Value)
 		if err != nil {
 			return err

@@ -90,6 +90,9 @@ func (s *Server) handleImportRepo(w http.ResponseWriter, r *http.Request) error 
 		}
 		recs = append(recs, store.ImportedRecord{Collection: coll, RKey: rkey, CID: ir.CID, Value: ir.Data, Blobs: blobs})
 	}
+	if err := s.checkRepoReplace(c.DID, recs); err != nil {
+		return err
+	}
 	key, err := s.accountSigningKey(ctx, c.DID)
 	if err != nil {
 		return err

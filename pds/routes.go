@@ -68,6 +68,20 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.admin.getSubjectStatus":    get(authAdmin, s.handleAdminGetSubjectStatus),
 		"com.atproto.admin.deleteAccount":       post(authAdmin, s.handleAdminDeleteAccount),
 		"com.atproto.server.getServiceAuth":     get(authUser, s.handleGetServiceAuth),
+
+		// The rest of the admin API (admin_handlers.go, takedowns.go).
+		"com.atproto.admin.getAccountInfo":        get(authAdmin, s.handleAdminGetAccountInfo),
+		"com.atproto.admin.getAccountInfos":       get(authAdmin, s.handleAdminGetAccountInfos),
+		"com.atproto.admin.searchAccounts":        get(authAdmin, s.handleAdminSearchAccounts),
+		"com.atproto.admin.updateAccountEmail":    post(authAdmin, s.handleAdminUpdateAccountEmail),
+		"com.atproto.admin.updateAccountPassword": post(authAdmin, s.handleAdminUpdateAccountPassword),
+		"com.atproto.admin.sendEmail":             post(authAdmin, s.handleAdminSendEmail),
+		"com.atproto.admin.getInviteCodes":        get(authAdmin, s.handleAdminGetInviteCodes),
+		"com.atproto.admin.disableInviteCodes":    post(authAdmin, s.handleAdminDisableInviteCodes),
+		"com.atproto.admin.enableAccountInvites":  post(authAdmin, s.handleAdminEnableAccountInvites),
+		"com.atproto.admin.disableAccountInvites": post(authAdmin, s.handleAdminDisableAccountInvites),
+		moderationLogNSID:                         get(authAdmin, s.handleAdminGetModerationLog),
+
 		// app.bsky.actor preferences live on the PDS
 		"app.bsky.actor.getPreferences": get(authUser, s.handleGetPreferences),
 		"app.bsky.actor.putPreferences": post(authUser, s.handlePutPreferences),

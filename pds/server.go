@@ -63,6 +63,10 @@ type Server struct {
 	handleDir *resolve.Directory
 	// aiUsage caches each account's AI usage declarations (ai_usage.go).
 	aiUsage *aiUsageCache
+	// takedowns are the record and blob takedowns in force (takedowns.go); usage the
+	// accounts' estimated repo sizes for the storage quota (quota.go).
+	takedowns *takedownSet
+	usage     *usageCache
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -114,7 +118,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		accounts: newAccountCache(10000),
 		signups:  newReservations(),
 		aiUsage:  newAIUsageCache(),
+		usage:    newUsageCache(10000),
 	}
+	tds, err := st.Takedowns(ctx)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("loading takedowns: %w", err)
+	}
+	s.takedowns = newTakedownSet(tds)
 	jwtKey, err := st.Secret(ctx, "jwt-hs256", func() ([]byte, error) {
 		b := make([]byte, 32)
 		_, err := rand.Read(b)

@@ -373,6 +373,9 @@ func (s *Server) newInviteCodes(ctx context.Context, forAccount string, uses, co
 	} else if _, err := syntax.ParseDID(forAccount); err != nil {
 		return nil, xrpc.InvalidRequest("forAccount must be a DID")
 	}
+	if err := s.checkInvitesAllowed(ctx, forAccount); err != nil {
+		return nil, err
+	}
 	host := strings.ReplaceAll(s.cfg.Hostname, ".", "-")
 	codes := make([]string, count)
 	for i := range codes {
@@ -452,17 +455,6 @@ func (s *Server) handleGetAccountInviteCodes(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	out := make([]map[string]any, 0, len(codes))
-	for _, code := range codes {
-		uses := make([]map[string]any, 0, len(code.Uses))
-		for _, u := range code.Uses {
-			uses = append(uses, map[string]any{"usedBy": u.UsedBy, "usedAt": u.UsedAt})
-		}
-		out = append(out, map[string]any{
-			"code": code.Code, "available": code.Available - len(code.Uses), "disabled": code.Disabled,
-			"forAccount": code.ForAccount, "createdBy": code.CreatedBy, "createdAt": code.CreatedAt, "uses": uses,
-		})
-	}
-	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"codes": out})
+	xrpc.WriteJSON(w, http.StatusOK, map[string]any{"codes": viewInviteCodes(codes)})
 	return nil
 }

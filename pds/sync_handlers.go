@@ -49,6 +49,14 @@ func (s *Server) handleSyncGetRepo(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	defer v.Close()
+	// Taken-down records' blocks are left out; the tree still names their CIDs.
+	hidden, err := s.hiddenRecordCIDs(r.Context(), acct.DID, func(coll, rkey string) (cid.Cid, error) {
+		c, _, err := v.Record(coll, rkey)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
 	s.setContentUsage(r.Context(), w, acct.DID, "")
 	w.Header().Set("Content-Type", carContentType)
 	cw, err := repo.NewCARWriter(w, v.Head.Commit)
@@ -64,7 +72,12 @@ func (s *Server) handleSyncGetRepo(w http.ResponseWriter, r *http.Request) error
 		err = cw.Write(b.CID, b.Data)
 	}
 	if err == nil {
-		err = v.EachRecord(since, cw.Write)
+		err = v.EachRecord(since, func(c cid.Cid, data []byte) error {
+			if hidden[c] {
+				return nil
+			}
+			return cw.Write(c, data)
+		})
 	}
 	if err == nil {
 		err = cw.Flush()
@@ -107,6 +120,9 @@ func (s *Server) handleSyncGetRecord(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	path := coll.String() + "/" + rkey.String()
+	if s.takedowns.record(acct.DID, coll.String(), rkey.String()) {
+		return xrpc.Errorf(http.StatusBadRequest, "RecordNotFound", "could not locate record: at://%s/%s", acct.DID, path)
+	}
 	v, found, err := s.repos.view(r.Context(), acct.DID, path)
 	if err != nil {
 		return err
@@ -150,9 +166,20 @@ func (s *Server) handleSyncGetBlocks(w http.ResponseWriter, r *http.Request) err
 		}
 	}
 	ctx := r.Context()
+	hidden, err := s.hiddenRecordCIDs(ctx, acct.DID, func(coll, rkey string) (cid.Cid, error) {
+		c, _, err := s.store.Record(ctx, acct.DID, coll, rkey)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
 	var blocks []repo.Block
 	var missing []string
 	for i, c := range cids {
+		if hidden[c] { // a taken-down record's block
+			missing = append(missing, raw[i])
+			continue
+		}
 		data, err := s.store.RecordBlock(ctx, acct.DID, c)
 		if errors.Is(err, store.ErrNotFound) {
 			// Not a record: the head commit or an MST node of the current tree.

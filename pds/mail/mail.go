@@ -33,6 +33,8 @@ const (
 	PurposeResetPassword = "reset_password"
 	// PurposeSignIn is the code a password login needs when the email second factor is on.
 	PurposeSignIn = "sign_in"
+	// PurposeAdminMessage is a message from the administrator (com.atproto.admin.sendEmail).
+	PurposeAdminMessage = "admin_message"
 )
 
 // Message is one plain-text mail. DID, Purpose and Token are kept in the outbox (so

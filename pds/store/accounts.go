@@ -199,6 +199,7 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 		`DELETE FROM preferences WHERE did = ?`,
 		`DELETE FROM email_tokens WHERE did = ?`,
 		`DELETE FROM events WHERE did = ?`,
+		`DELETE FROM takedowns WHERE did = ?`,
 		`UPDATE accounts SET status = 'deleted', handle = did, email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
 	} {
 		if _, err := t.exec(q, did); err != nil {
