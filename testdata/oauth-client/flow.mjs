@@ -4,12 +4,18 @@
 // reads the JSON this prints last (the revoked session's token and DPoP key, so it can
 // check the server refuses them).
 //
-// env: PDS_URL, PLC_URL, HANDLE, PASSWORD, CHROMIUM (binary), SCREENS (dir for PNGs)
+// UI=reference runs the same client code against the reference PDS (../shared/refpds,
+// started with --dev-mode); only the browser steps differ, as its pages are its own
+// (a script-driven app instead of Hearth's server-rendered forms).
+//
+// env: PDS_URL, PLC_URL, HANDLE, PASSWORD, CHROMIUM (binary), SCREENS (dir for PNGs),
+// UI (hearth, the default, or reference)
 import http from 'node:http'
 import { NodeOAuthClient, requestLocalLock } from '@atproto/oauth-client-node'
 import puppeteer from 'puppeteer-core'
 
 const { PDS_URL, PLC_URL, HANDLE, PASSWORD, CHROMIUM, SCREENS } = process.env
+const UI = process.env.UI || 'hearth'
 const log = (...a) => console.error('[flow]', ...a)
 const scope = 'atproto transition:generic'
 
@@ -67,12 +73,8 @@ const browser = await puppeteer.launch({
   headless: true,
   args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
 })
-let params
-const page = await (async () => {
-  const page = await browser.newPage()
-  await page.setViewport({ width: 420, height: 860, deviceScaleFactor: 1 })
-  page.setDefaultTimeout(15000)
-  await step('sign-in page', () => page.goto(url.href, { waitUntil: 'load' }))
+// Hearth's pages: the sign-in form (login_hint prefilled), then the consent form.
+const driveHearth = async (page) => {
   await page.screenshot({ path: `${SCREENS}/signin.png`, fullPage: true })
   const hint = await page.$eval('#identifier', (el) => el.value)
   if (hint !== HANDLE) throw new Error(`login_hint not prefilled: ${JSON.stringify(hint)}`)
@@ -82,6 +84,39 @@ const page = await (async () => {
   if (!/wants to use your account/.test(heading)) throw new Error(`expected the consent page, got ${heading}`)
   await page.screenshot({ path: `${SCREENS}/consent.png`, fullPage: true })
   await page.click('button[value=allow]')
+}
+
+// The reference's pages: one script-rendered app; found by role and text, not ids.
+const clickButton = async (page, re) => {
+  const handle = await page.waitForFunction(
+    (src) => [...document.querySelectorAll('button')].find((b) => new RegExp(src, 'i').test(b.innerText) && !b.disabled),
+    {},
+    re.source,
+  )
+  await handle.asElement().click()
+}
+const driveReference = async (page) => {
+  await step('reference sign-in form', () => page.waitForSelector('input[type=password]'))
+  await page.screenshot({ path: `${SCREENS}/ref-signin.png`, fullPage: true })
+  const user = await page.$('input[name=username], input[autocomplete=username]')
+  if (user && !(await user.evaluate((el) => el.value))) await user.type(HANDLE)
+  await page.type('input[type=password]', PASSWORD)
+  await clickButton(page, /^(sign in|next|log in)$/)
+  await step('reference consent', () => clickButton(page, /^(authorize|accept|allow)$/).then(() => page.screenshot({ path: `${SCREENS}/ref-consent.png`, fullPage: true })))
+}
+
+let params
+const page = await (async () => {
+  const page = await browser.newPage()
+  await page.setViewport({ width: 420, height: 860, deviceScaleFactor: 1 })
+  page.setDefaultTimeout(15000)
+  await step('sign-in page', () => page.goto(url.href, { waitUntil: 'load' }))
+  try {
+    await (UI === 'reference' ? driveReference(page) : driveHearth(page))
+  } catch (err) {
+    log('page at failure:', page.url(), (await page.content()).slice(0, 4000))
+    throw err
+  }
   params = await step('callback', () => Promise.race([callback, new Promise((_, rej) => setTimeout(() => rej(new Error('no callback in 15s')), 15000))]))
   return page
 })().catch(async (err) => {
@@ -125,11 +160,14 @@ const stored = sessions.get(session.did)
 if (stored.tokenSet.refresh_token === oldRefresh) throw new Error('refresh did not rotate the refresh token')
 await step('getSession after refresh', async () => json(await session.fetchHandler('/xrpc/com.atproto.server.getSession'), 'getSession'))
 try {
-  // The account page, signed in by the same browser, lists the app just authorized.
-  await step('account page', () => page.goto(`${PDS_URL}/account`, { waitUntil: 'load' }))
-  await page.screenshot({ path: `${SCREENS}/account.png`, fullPage: true })
-  const text = await page.$eval('main', (el) => el.innerText)
-  if (!text.includes('Apps you signed in to') || !text.includes('development app')) throw new Error('account page does not list the app')
+  // The account page, signed in by the same browser, lists the app just authorized
+  // (Hearth's; the reference's account pages are another app, not compared here).
+  if (UI !== 'reference') {
+    await step('account page', () => page.goto(`${PDS_URL}/account`, { waitUntil: 'load' }))
+    await page.screenshot({ path: `${SCREENS}/account.png`, fullPage: true })
+    const text = await page.$eval('main', (el) => el.innerText)
+    if (!text.includes('Apps you signed in to') || !text.includes('development app')) throw new Error('account page does not list the app')
+  }
 } finally {
   await browser.close()
 }
