@@ -20,9 +20,10 @@ import (
 //	              "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
 //	              "softwareAgent": {"name": "…"} | "…"}]}
 //
-// Signatures and hard bindings are NOT validated (that needs COSE, X.509
-// and a trust list): every C2PA claim here is an unverified assertion by
-// whoever wrote the file, and the evidence says so.
+// Each manifest's signature, assertion hashes and (for the active one) hard
+// binding are validated in c2pa_verify.go; the status (valid, invalid,
+// unverifiable) is recorded as "c2pa.signature" evidence and decides
+// whether a digitalCapture claim counts.
 
 // c2paAction is one decoded action.
 type c2paAction struct {
@@ -35,6 +36,7 @@ type c2paManifest struct {
 	Generators []string
 	Actions    []c2paAction
 	ActionsLoc []string // assertion label + index, parallel to Actions
+	box        *jumbfBox
 }
 
 // parseC2PA reads a manifest store. It returns the manifests in store
@@ -54,7 +56,7 @@ func parseC2PA(b []byte) ([]c2paManifest, error) {
 		if mb.Type != "jumb" {
 			continue
 		}
-		m := c2paManifest{Label: mb.Label}
+		m := c2paManifest{Label: mb.Label, box: mb}
 		if as := mb.child("c2pa.assertions"); as != nil {
 			for _, a := range as.Children {
 				base, _, _ := strings.Cut(a.Label, "__")
@@ -149,8 +151,17 @@ func claimGenerators(claim any) []string {
 	return out
 }
 
-// c2paEvidence turns one JUMBF part into evidence.
-func c2paEvidence(p Part) []Evidence {
+// c2paEvidence turns one JUMBF part into evidence without an asset or a
+// trust list (every manifest is then at best unverifiable).
+func c2paEvidence(p Part) []Evidence { return c2paEvidenceFor(p, nil, MediaOptions{}) }
+
+// c2paEvidenceFor turns one JUMBF part of asset into evidence, validating
+// each manifest's signature (c2pa_verify.go). A digitalCapture claim
+// counts only from a manifest that is not invalid, and more from a valid
+// one; AI claims count whatever the status (nobody gains by falsely
+// declaring AI, and a broken signature does not make a declaration less
+// self-incriminating).
+func c2paEvidenceFor(p Part, asset []byte, opt MediaOptions) []Evidence {
 	manifests, err := parseC2PA(p.Data)
 	var out []Evidence
 	if err != nil {
@@ -163,8 +174,15 @@ func c2paEvidence(p Part) []Evidence {
 		if !active {
 			role = "ingredient"
 		}
+		var sig sigResult
+		if active {
+			sig = verifyManifest(m.box, asset, true, opt)
+		} else {
+			sig = verifyManifest(m.box, nil, false, opt)
+		}
+		out = append(out, infoEvidence("c2pa.signature", loc+"/c2pa.signature", sig.String()))
 		out = append(out, infoEvidence("c2pa.manifest", loc,
-			role+" manifest, unvalidated; claim_generator: "+strings.Join(m.Generators, ", ")))
+			role+" manifest, signature "+string(sig.Status)+"; claim_generator: "+strings.Join(m.Generators, ", ")))
 		hasDST := false
 		for i, act := range m.Actions {
 			if act.SourceType == "" {
@@ -186,6 +204,18 @@ func c2paEvidence(p Part) []Evidence {
 				ev.Class = ClassAIAssisted
 			}
 			ev.Excerpt = excerpt(strings.TrimSpace(act.Action + " " + ev.Excerpt + " " + act.Agent))
+			if ev.Class == ClassHumanDeclared {
+				switch sig.Status {
+				case SigInvalid:
+					// A capture claim whose signature or binding fails
+					// says nothing: recorded, never counted.
+					ev.Class, ev.Weight = ClassInfo, 0
+					ev.Excerpt = excerpt("not counted, signature invalid: " + ev.Excerpt)
+				case SigValid:
+					ev.Weight *= 2
+					ev.Excerpt = excerpt("validated: " + ev.Excerpt)
+				}
+			}
 			out = append(out, ev)
 		}
 		if !active {

@@ -50,7 +50,8 @@
 //
 //   - jpeg.go, png.go, webp.go: container walkers (JPEG segments, PNG
 //     chunks, RIFF chunks) collecting EXIF, XMP, C2PA JUMBF and text.
-//   - jumbf.go, c2pa.go, cbor.go: JUMBF boxes, the C2PA manifest store
+//   - jumbf.go, c2pa.go, c2pa_verify.go, cbor.go: JUMBF boxes, the C2PA
+//     manifest store and its signature validation
 //     (active manifest = last; c2pa.actions / c2pa.actions.v2
 //     digitalSourceType; claim_generator / claim_generator_info), and a
 //     minimal bounded CBOR reader.
@@ -79,12 +80,18 @@
 //     SDK reads both). Packets are grouped by En and ordered by Z;
 //     continuations repeat the superbox's 8-byte LBox+TBox, which is
 //     dropped. A missing Z ends the box at the gap.
-//   - C2PA is not validated (no COSE, trust list or hard-binding check), so
-//     every C2PA claim is an unverified assertion by the file's writer. An
-//     AI claim is still strong (nobody gains by falsely declaring AI); a
-//     digitalCapture claim is weak. An AI source type in an earlier
-//     (ingredient) manifest makes the asset ai_assisted. A claim generator
-//     naming an AI product counts at tier 0 only when the manifest has no
+//   - C2PA manifests are validated (c2pa_verify.go): the COSE_Sign1 claim
+//     signature (go-cose), the x5chain certificate chain against an
+//     operator-supplied TrustList (crypto/x509; none ships), certificate
+//     validity at validation time, every assertion hash the claim lists,
+//     and the active manifest's c2pa.hash.data binding to the asset. The
+//     "c2pa.signature" evidence says valid, invalid or unverifiable and
+//     why. An AI claim counts whatever the status (nobody gains by falsely
+//     declaring AI); a digitalCapture claim is weak when unverifiable,
+//     doubled when valid, and never counted from an invalid manifest. An
+//     AI source type in an earlier (ingredient) manifest makes the asset
+//     ai_assisted. A claim generator or action agent/description naming a
+//     known AI product counts at tier 0 only when the manifest has no
 //     source type of its own.
 //   - "compositeWithTrainedAlgorithmicMedia" contains "Trained…"; source
 //     types are compared as whole codes, never substrings. algorithmicMedia

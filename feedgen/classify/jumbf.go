@@ -29,6 +29,9 @@ type jumbfBox struct {
 	Label    string
 	Children []*jumbfBox
 	Data     []byte
+	// Raw is a superbox's payload (its jumd and child boxes, without its
+	// own LBox/TBox): what C2PA hashed URIs hash.
+	Raw []byte
 }
 
 // uuidTag returns the first four bytes of a superbox's type UUID, which
@@ -107,7 +110,7 @@ func parseSuperbox(b []byte, depth int, budget *int) (*jumbfBox, error) {
 	if depth > maxJUMBFDepth {
 		return nil, fmt.Errorf("jumbf: nesting deeper than %d: %w", maxJUMBFDepth, ErrLimit)
 	}
-	bx := &jumbfBox{Type: "jumb"}
+	bx := &jumbfBox{Type: "jumb", Raw: b}
 	first := true
 	for len(b) > 0 {
 		*budget--

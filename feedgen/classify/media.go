@@ -74,7 +74,13 @@ func BlobCID(b []byte) string {
 // MediaEvidence returns all evidence found in one blob; locators start with
 // "blob:<cid>" (computed from the bytes when m.CID is empty). The result
 // depends only on the bytes and the CID, so callers may cache it by CID.
-func MediaEvidence(m Media) []Evidence {
+func MediaEvidence(m Media) []Evidence { return MediaEvidenceWith(m, MediaOptions{}) }
+
+// MediaEvidenceWith is MediaEvidence with options: the C2PA trust list and
+// the validation time. The result depends on the bytes, the CID, the trust
+// list (see TrustList.Fingerprint) and, through certificate validity
+// periods, the time.
+func MediaEvidenceWith(m Media, opt MediaOptions) []Evidence {
 	prefix := "blob:" + m.CID
 	if m.CID == "" {
 		prefix = "blob:" + BlobCID(m.Bytes)
@@ -88,7 +94,7 @@ func MediaEvidence(m Media) []Evidence {
 		return out
 	}
 	for _, p := range md.C2PA {
-		out = append(out, c2paEvidence(p)...)
+		out = append(out, c2paEvidenceFor(p, m.Bytes, opt)...)
 	}
 	for _, p := range md.XMP {
 		out = append(out, xmpEvidence(p)...)
@@ -116,16 +122,19 @@ func infoEvidence(signal, loc, msg string) Evidence {
 }
 
 // MediaScorer scores the bytes of every attached blob.
-type MediaScorer struct{}
+type MediaScorer struct {
+	// Options holds the C2PA trust list and validation time.
+	Options MediaOptions
+}
 
 // Name implements Scorer.
 func (MediaScorer) Name() string { return "media" }
 
 // Score implements Scorer.
-func (MediaScorer) Score(_ context.Context, in *PostInput) ([]Evidence, error) {
+func (s MediaScorer) Score(_ context.Context, in *PostInput) ([]Evidence, error) {
 	var out []Evidence
 	for _, m := range in.Media {
-		out = append(out, MediaEvidence(m)...)
+		out = append(out, MediaEvidenceWith(m, s.Options)...)
 	}
 	return out, nil
 }
