@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,30 +75,15 @@ func adminCommand() *cli.Command {
 					return nil
 				},
 			},
-			takedownCommand("takedown", "take an account down (its repo stops being served; #account takendown)", true, flags, did),
-			takedownCommand("restore", "lift a takedown", false, flags, did),
-			{
-				Name:      "status",
-				Usage:     "show an account's takedown status",
-				ArgsUsage: "DID",
-				Flags:     flags,
-				Action: func(cctx *cli.Context) error {
-					d, err := did(cctx)
-					if err != nil {
-						return err
-					}
-					c, err := adminClient(cctx)
-					if err != nil {
-						return err
-					}
-					var out json.RawMessage
-					if err := c.Query(cctx.Context, "com.atproto.admin.getSubjectStatus", "", url.Values{"did": {d.String()}}, &out); err != nil {
-						return err
-					}
-					fmt.Fprintln(cctx.App.Writer, string(out))
-					return nil
-				},
-			},
+			takedownCommand("takedown", "take down an account (its repo stops being served; #account takendown), a record or a blob (no longer served; kept, so it can be restored)", true, flags),
+			takedownCommand("restore", "lift a takedown of an account, a record or a blob", false, flags),
+			adminStatusCommand(flags),
+			adminLogCommand(flags),
+			adminAccountsCommand(flags),
+			adminEmailCommand(flags),
+			adminSendEmailCommand(flags),
+			adminResetPasswordCommand(flags),
+			adminInvitesCommand(flags),
 			{
 				Name:      "delete",
 				Usage:     "delete an account's data (#account deleted); cannot be undone",
@@ -121,23 +104,6 @@ func adminCommand() *cli.Command {
 					return nil
 				},
 			},
-		},
-	}
-}
-
-// takedownCommand applies (takedown) or lifts (restore) an account takedown.
-func takedownCommand(name, usage string, applied bool, flags []cli.Flag, did func(*cli.Context) (syntax.DID, error)) *cli.Command {
-	return &cli.Command{
-		Name:      name,
-		Usage:     usage,
-		ArgsUsage: "DID",
-		Flags:     flags,
-		Action: func(cctx *cli.Context) error {
-			d, err := did(cctx)
-			if err != nil {
-				return err
-			}
-			return adminTakedown(cctx, d, applied)
 		},
 	}
 }
@@ -167,20 +133,4 @@ func adminCall(cctx *cli.Context, nsid string, in, out any) error {
 	ctx, cancel := context.WithTimeout(cctx.Context, 30*time.Second)
 	defer cancel()
 	return c.Procedure(ctx, nsid, "", in, out)
-}
-
-func adminTakedown(cctx *cli.Context, did syntax.DID, applied bool) error {
-	err := adminCall(cctx, "com.atproto.admin.updateSubjectStatus", map[string]any{
-		"subject":  map[string]any{"$type": "com.atproto.admin.defs#repoRef", "did": did.String()},
-		"takedown": map[string]any{"applied": applied},
-	}, nil)
-	if err != nil {
-		return err
-	}
-	verb := "restored"
-	if applied {
-		verb = "took down"
-	}
-	fmt.Fprintf(cctx.App.Writer, "%s %s\n", verb, did)
-	return nil
 }

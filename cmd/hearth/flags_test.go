@@ -34,6 +34,8 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"server logo javascript", []string{"--server-logo-url", "javascript:alert(1)"}, "server logo URL"},
 		{"server logo other host by path", []string{"--server-logo-url", "//evil.example/logo.png"}, "server logo URL"},
 		{"server name too long", []string{"--server-name", strings.Repeat("n", 65)}, "server name"},
+		{"negative repo quota", []string{"--quota-repo-bytes", "-1"}, "--quota-repo-bytes (HEARTH_QUOTA_REPO_BYTES)"},
+		{"negative blob quota", []string{"--quota-blob-bytes", "-5"}, "--quota-blob-bytes (HEARTH_QUOTA_BLOB_BYTES)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

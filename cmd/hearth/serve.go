@@ -37,6 +37,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "mail-from", Usage: "sender address of the PDS's mail (required with --smtp-url)", EnvVars: []string{"HEARTH_MAIL_FROM"}},
 			&cli.Int64Flag{Name: "max-import-size", Value: 1 << 30, Usage: "largest repository CAR an arriving account may import, in bytes", EnvVars: []string{"HEARTH_MAX_IMPORT_SIZE"}},
 			&cli.Int64Flag{Name: "max-blob-size", Value: pds.DefaultMaxBlobBytes, Usage: "largest blob (image, video) one upload may be, in bytes", EnvVars: []string{"HEARTH_MAX_BLOB_SIZE"}},
+			&cli.Int64Flag{Name: "quota-repo-bytes", Usage: "storage quota of each account's records, in bytes; writes past it are refused (0: unlimited)", EnvVars: []string{"HEARTH_QUOTA_REPO_BYTES"}},
+			&cli.Int64Flag{Name: "quota-blob-bytes", Usage: "storage quota of each account's blobs (images, video), in bytes; uploads past it are refused (0: unlimited)", EnvVars: []string{"HEARTH_QUOTA_BLOB_BYTES"}},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:2583", Usage: "address the PDS listens on", EnvVars: []string{"HEARTH_LISTEN"}},
 			&cli.StringFlag{Name: "hostname", Value: "localhost", Usage: "public host name of the PDS (its DID is did:web:HOSTNAME)", EnvVars: []string{"HEARTH_HOSTNAME"}},
 			&cli.StringFlag{Name: "public-url", Usage: "URL that reaches this PDS (default https://HOSTNAME, or http://localhost:PORT for localhost)", EnvVars: []string{"HEARTH_PUBLIC_URL"}},
@@ -124,6 +126,12 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 	}
 	if c.MaxBlobBytes = cctx.Int64("max-blob-size"); c.MaxBlobBytes <= 0 {
 		return nil, errors.New("--max-blob-size (HEARTH_MAX_BLOB_SIZE) must be a positive number of bytes")
+	}
+	if c.QuotaRepoBytes = cctx.Int64("quota-repo-bytes"); c.QuotaRepoBytes < 0 {
+		return nil, errors.New("--quota-repo-bytes (HEARTH_QUOTA_REPO_BYTES) must be 0 (unlimited) or a positive number of bytes")
+	}
+	if c.QuotaBlobBytes = cctx.Int64("quota-blob-bytes"); c.QuotaBlobBytes < 0 {
+		return nil, errors.New("--quota-blob-bytes (HEARTH_QUOTA_BLOB_BYTES) must be 0 (unlimited) or a positive number of bytes")
 	}
 	c.AppViewURL = strings.TrimSpace(cctx.String("appview-url"))
 	c.AppViewDID = strings.TrimSpace(cctx.String("appview-did"))
