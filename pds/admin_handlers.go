@@ -86,7 +86,7 @@ func (s *Server) accountViews(ctx context.Context, accts []*store.AdminAccount, 
 		if err != nil {
 			return nil, err
 		}
-		v := accountView{DID: a.DID, Handle: a.Handle, Email: a.Email, IndexedAt: a.CreatedAt, Invites: viewInviteCodes(codes),
+		v := accountView{DID: a.DID, Handle: a.Handle, Email: a.Email, IndexedAt: atprotoTime(a.CreatedAt), Invites: viewInviteCodes(codes),
 			InvitesDisabled: a.InvitesDisabled, InviteNote: a.InviteNote, Status: a.Status}
 		if !a.EmailConfirmedAt.IsZero() {
 			v.EmailConfirmedAt = a.EmailConfirmedAt.UTC().Format(syntax.AtprotoDatetimeLayout)
@@ -105,6 +105,16 @@ func (s *Server) accountViews(ctx context.Context, accts []*store.AdminAccount, 
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// atprotoTime writes a stored RFC 3339 time (created_at has nanoseconds) in the
+// atproto datetime form, millisecond precision; anything else is passed as stored.
+func atprotoTime(raw string) string {
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return raw
+	}
+	return t.UTC().Format(syntax.AtprotoDatetimeLayout)
 }
 
 func (s *Server) handleAdminGetAccountInfo(w http.ResponseWriter, r *http.Request) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/mail"
 	"github.com/stretchr/testify/require"
@@ -88,7 +89,8 @@ func TestAdminAccounts(t *testing.T) {
 	require.Equal(t, "alice.test", r.Str("handle"))
 	require.Equal(t, "alice@example.com", r.Str("email"))
 	require.Equal(t, "active", r.Str("status"))
-	require.NotEmpty(t, r.Str("indexedAt"))
+	_, err := syntax.ParseDatetime(r.Str("indexedAt"))
+	require.NoError(t, err, r.Str("indexedAt"))
 	require.Equal(t, false, r.JSON["invitesDisabled"])
 	require.Equal(t, []any{}, r.JSON["invites"])
 	st := r.JSON["storage"].(map[string]any)
