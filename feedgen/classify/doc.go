@@ -48,8 +48,10 @@
 //
 // # Evidence sources (one file each)
 //
-//   - jpeg.go, png.go, webp.go: container walkers (JPEG segments, PNG
-//     chunks, RIFF chunks) collecting EXIF, XMP, C2PA JUMBF and text.
+//   - jpeg.go, png.go, webp.go, bmff.go: container walkers (JPEG
+//     segments, PNG chunks, RIFF chunks, ISO BMFF boxes of MP4/MOV video
+//     and HEIC/AVIF images: C2PA and XMP uuid boxes, moov/udta/XMP_, HEIF
+//     Exif and XMP items) collecting EXIF, XMP, C2PA JUMBF and text.
 //   - jumbf.go, c2pa.go, c2pa_verify.go, cbor.go: JUMBF boxes, the C2PA
 //     manifest store and its signature validation
 //     (active manifest = last; c2pa.actions / c2pa.actions.v2

@@ -157,6 +157,14 @@ func mimeByExt(name string) string {
 		return "image/jpeg"
 	case ".webp":
 		return "image/webp"
+	case ".heic", ".heif":
+		return "image/heic"
+	case ".avif":
+		return "image/avif"
+	case ".mp4", ".m4v":
+		return "video/mp4"
+	case ".mov":
+		return "video/quicktime"
 	}
 	return "application/octet-stream"
 }

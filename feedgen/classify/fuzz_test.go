@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"encoding/binary"
 	"testing"
 )
 
@@ -111,5 +112,21 @@ func FuzzEXIF(f *testing.F) {
 		_, err := parseEXIF(b)
 		assertSentinel(t, err)
 		checkEvidence(t, exifEvidence(Part{Locator: "fuzz", Data: b}))
+	})
+}
+
+func FuzzBMFF(f *testing.F) {
+	f.Add(append(ftyp("isom"), uuidBox(bmffXMPUUID, []byte(rdfOpen+rdfClose))...))
+	f.Add(append(ftyp("isom"), c2paUUIDBox(superbox("c2pa", "c2pa"))...))
+	f.Add(heifWithItems("heic", tiffBuild(binary.LittleEndian, map[uint16]string{tagMake: "A", tagModel: "B"}, nil), []byte(rdfOpen+rdfClose)))
+	f.Add(bbox("moov", bbox("udta", bbox("XMP_", []byte("<x/>")))))
+	_, _, stores := fixtureParts(f)
+	for _, s := range stores {
+		f.Add(append(ftyp("mp42"), c2paUUIDBox(s)...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		md, err := parseBMFF(b)
+		checkMetadata(t, md, err)
+		checkEvidence(t, MediaEvidence(Media{CID: "fuzz", Bytes: b}))
 	})
 }

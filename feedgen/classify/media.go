@@ -26,7 +26,8 @@ type TextField struct {
 // Metadata is what a container walker extracts from one blob. Slices
 // alias the input bytes except for inflated or reassembled payloads.
 type Metadata struct {
-	// Format is "jpeg", "png", "webp" or "" when the container is unknown.
+	// Format is "jpeg", "png", "webp", "heic", "avif", "mp4", "mov" or ""
+	// when the container is unknown.
 	Format string
 	EXIF   []Part // raw TIFF (any "Exif\0\0" prefix removed)
 	XMP    []Part // XMP packets
@@ -58,6 +59,8 @@ func Extract(b []byte) (*Metadata, error) {
 		return parsePNG(b)
 	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
 		return parseWebP(b)
+	case isBMFF(b):
+		return parseBMFF(b)
 	}
 	return &Metadata{}, fmt.Errorf("extract: unrecognised container: %w", ErrMalformed)
 }

@@ -132,9 +132,11 @@ func postFromRecord(rec *bsky.FeedPost) *index.Post {
 	}
 	if e := rec.Embed; e != nil {
 		p.Images = images(e.EmbedImages, e.EmbedGallery)
+		p.Images = append(p.Images, video(e.EmbedVideo)...)
 		if e.EmbedRecordWithMedia != nil && e.EmbedRecordWithMedia.Media != nil {
 			m := e.EmbedRecordWithMedia.Media
 			p.Images = append(p.Images, images(m.EmbedImages, m.EmbedGallery)...)
+			p.Images = append(p.Images, video(m.EmbedVideo)...)
 		}
 	}
 	return p
@@ -162,6 +164,17 @@ func images(im *bsky.EmbedImages, g *bsky.EmbedGallery) []index.Image {
 		}
 	}
 	return out
+}
+
+// video returns an app.bsky.embed.video blob as a media item: the classifier reads
+// C2PA and XMP from MP4/MOV containers, and the worker fetches it through getBlob
+// with the same size cap and timeout as images (a longer video is recorded as
+// unavailable, never truncated: C2PA may sit after the media data).
+func video(v *bsky.EmbedVideo) []index.Image {
+	if v == nil || v.Video == nil || !v.Video.Ref.Defined() {
+		return nil
+	}
+	return []index.Image{{CID: v.Video.Ref.String(), MIME: v.Video.MimeType, Alt: deref(v.Alt)}}
 }
 
 func selfLabels(sl *comatproto.LabelDefs_SelfLabels) []string {
