@@ -115,7 +115,10 @@ func feedCommand() *cli.Command {
 				Name:      "eval",
 				Usage:     "classify a labelled corpus (DIR/labels.json) and print precision, recall and the false-AI rate; fails below target",
 				ArgsUsage: "DIR",
-				Action:    runFeedEval,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "c2pa-trust-list", Usage: "PEM file of C2PA trust anchors (e.g. the C2PA or Content Authenticity trust list, downloaded by the operator); without it C2PA signatures are checked but no signer is trusted, so intact manifests are reported unverifiable", EnvVars: []string{"HEARTH_C2PA_TRUST_LIST"}},
+				},
+				Action: runFeedEval,
 			},
 		},
 	}

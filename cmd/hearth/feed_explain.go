@@ -108,7 +108,16 @@ func runFeedEval(cctx *cli.Context) error {
 	if cctx.NArg() != 1 {
 		return errors.New("usage: hearth feed eval DIR (a folder with labels.json)")
 	}
-	res, err := classify.Eval(cctx.Context, cctx.Args().First(), nil)
+	var opt classify.MediaOptions
+	if path := cctx.String("c2pa-trust-list"); path != "" {
+		tl, err := classify.LoadTrustList(path)
+		if err != nil {
+			return fmt.Errorf("--c2pa-trust-list: %w", err)
+		}
+		opt.Trust = tl
+	}
+	c := classify.New(classify.SelfLabelScorer{}, classify.MediaScorer{Options: opt}, classify.TextScorer{})
+	res, err := classify.Eval(cctx.Context, cctx.Args().First(), c)
 	if err != nil {
 		return err
 	}

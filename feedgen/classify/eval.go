@@ -50,6 +50,13 @@ type CorpusItem struct {
 	// Signals are evidence signals a correct classification must include.
 	Signals []string `json:"signals,omitempty"`
 	Note    string   `json:"note,omitempty"`
+	// Source, Commit and SHA256 say where a real file came from
+	// ("owner/repo:path" at a commit) and pin its bytes; Field names the
+	// metadata that justifies Expect (testdata/provenance).
+	Source string `json:"source,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Field  string `json:"field,omitempty"`
 }
 
 // CorpusPost holds the record-level fields of an item.
