@@ -31,7 +31,7 @@ type testCA struct {
 
 var testSerial = big.NewInt(100)
 
-func newCert(t *testing.T, cn string, parent *testCA, isCA bool, nb, na time.Time) *testCA {
+func newCert(t testing.TB, cn string, parent *testCA, isCA bool, nb, na time.Time) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -56,7 +56,7 @@ func newCert(t *testing.T, cn string, parent *testCA, isCA bool, nb, na time.Tim
 	return &testCA{cert: c, key: key}
 }
 
-func trustOf(t *testing.T, cas ...*testCA) *TrustList {
+func trustOf(t testing.TB, cas ...*testCA) *TrustList {
 	t.Helper()
 	var b []byte
 	for _, ca := range cas {
@@ -79,7 +79,7 @@ type signOpts struct {
 var pngIDAT = pngChunkForTest("IDAT", []byte("pixels stand-in: the walker does not decode them"))
 
 // signedPNG builds a PNG carrying a signed manifest store.
-func signedPNG(t *testing.T, o signOpts) []byte {
+func signedPNG(t testing.TB, o signOpts) []byte {
 	t.Helper()
 	prefix := append([]byte(pngSignature), pngChunkForTest("IHDR", make([]byte, 13))...)
 	suffix := append(append([]byte(nil), pngIDAT...), pngChunkForTest("IEND", nil)...)

@@ -2,7 +2,9 @@ package classify
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Fuzz targets, one per parser, seeded with the corpus fixtures. They
@@ -128,5 +130,60 @@ func FuzzBMFF(f *testing.F) {
 		md, err := parseBMFF(b)
 		checkMetadata(t, md, err)
 		checkEvidence(t, MediaEvidence(Media{CID: "fuzz", Bytes: b}))
+	})
+}
+
+// FuzzC2PAVerify mutates whole PNGs carrying signed manifests (valid,
+// bad signature, swapped assertion): validation must never panic, and a
+// manifest it cannot prove never yields a capture claim stronger than an
+// unverified one.
+func FuzzC2PAVerify(f *testing.F) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	root := newCert(f, "Fuzz Root", nil, true, now.Add(-time.Hour), now.Add(time.Hour))
+	leaf := newCert(f, "Fuzz Signer", root, false, now.Add(-time.Hour), now.Add(time.Hour))
+	trust := trustOf(f, root)
+	for _, o := range []signOpts{
+		{signer: leaf, dst: "digitalCapture"},
+		{signer: leaf, chain: []*testCA{root}, dst: "trainedAlgorithmicMedia", timestamped: true},
+		{signer: leaf, dst: "digitalCapture", corruptSig: true},
+		{signer: leaf, dst: "trainedAlgorithmicMedia", swapDST: "digitalCapture"},
+	} {
+		f.Add(signedPNG(f, o))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev := MediaEvidenceWith(Media{CID: "fuzz", Bytes: b}, MediaOptions{Trust: trust, Now: now})
+		checkEvidence(t, ev)
+		valid := false
+		for _, e := range ev {
+			if e.Signal == "c2pa.signature" && strings.HasPrefix(e.Excerpt, "valid") {
+				valid = true
+			}
+		}
+		for _, e := range ev {
+			if e.Signal == "c2pa.digitalSourceType" && e.Class == ClassHumanDeclared && e.Weight < -1.5 && !valid {
+				t.Fatalf("capture claim weighted as validated without a valid signature: %+v", e)
+			}
+		}
+	})
+}
+
+// FuzzTextFields drives the generator fingerprints (A1111 key/value lines
+// with JSON values, Dream switches, ComfyUI graphs, Fooocus JSON).
+func FuzzTextFields(f *testing.F) {
+	for _, s := range []string{
+		"a\nSteps: 20, Sampler: Euler, Seed: 1, Hashes: {\"lora:x\": \"1\", \"m\": [1, {\"a\": \"b, c\"}]}",
+		`"a fox [bad]" -s 50 -S 42 -W 512 -cf 0.75 -U 4 0.95 -F`,
+		`{"prompt": {"1": {"class_type": "KSampler", "inputs": {}}}}`,
+		`{"version": "Fooocus v2", "base_model": "x", "steps": 3, "sampler": "s", "seed": "1"}`,
+	} {
+		f.Add("parameters", s)
+		f.Add("Dream", s)
+		f.Add("UserComment", s)
+	}
+	f.Fuzz(func(t *testing.T, key, val string) {
+		ev := textFieldEvidence([]TextField{{Key: key, Value: val, Locator: "fuzz"}, {Key: "fooocus_scheme", Value: "fooocus"}})
+		checkEvidence(t, ev)
+		_, _ = parseKVLine(val)
+		_, _ = dreamLine(val)
 	})
 }
