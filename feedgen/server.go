@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if dir == nil {
 		dir = resolve.New(resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.AllowPrivate, UserAgent: "hearth-feedgen"})
 	}
-	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous})
+	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous, ClassifyText: classifyText})
 	if err != nil {
 		return nil, err
 	}

@@ -329,19 +329,12 @@ func (w *worker) process(ctx context.Context, seq int64) error {
 			return err
 		}
 	}
-	v, err := classify.New(classify.SelfLabelScorer{}, media, classify.TextScorer{}).Classify(ctx, in)
+	v, err := verdictFor(ctx, in, media)
 	if err != nil {
 		return err
 	}
-	evidence, err := json.Marshal(v.Evidence)
-	if err != nil {
-		return err
-	}
-	vals := labelValues(v)
-	stored, err := w.idx.StoreVerdict(ctx, index.Verdict{
-		Seq: seq, PostCID: post.CID, Label: string(v.Label), Confidence: v.Confidence, AIScore: v.AIScore,
-		AITier: aiTier(v), Evidence: evidence, Signals: topSignals(v), LabelVals: vals, Version: v.Version,
-	})
+	v.Seq, v.PostCID = seq, post.CID
+	stored, err := w.idx.StoreVerdict(ctx, v)
 	if err != nil {
 		return err
 	}
@@ -350,6 +343,30 @@ func (w *worker) process(ctx context.Context, seq int64) error {
 		signal(w.labelWake)
 	}
 	return nil
+}
+
+// verdictFor classifies a post with its media evidence (nil for a post without media):
+// the one place verdicts are made, for the worker and for ingest's inline path alike.
+func verdictFor(ctx context.Context, in *classify.PostInput, media cachedMedia) (index.Verdict, error) {
+	v, err := classify.New(classify.SelfLabelScorer{}, media, classify.TextScorer{}).Classify(ctx, in)
+	if err != nil {
+		return index.Verdict{}, err
+	}
+	evidence, err := json.Marshal(v.Evidence)
+	if err != nil {
+		return index.Verdict{}, err
+	}
+	return index.Verdict{Label: string(v.Label), Confidence: v.Confidence, AIScore: v.AIScore, AITier: aiTier(v),
+		Evidence: evidence, Signals: topSignals(v), LabelVals: labelValues(v), Version: v.Version}, nil
+}
+
+// classifyText is the index's inline classifier (index.Options.ClassifyText): a post
+// without media is classified as it is indexed, from its text, tags, self-labels and
+// the author's profile labels, with nothing to fetch.
+func classifyText(ctx context.Context, uri string, p *index.Post, authorLabels []string) (index.Verdict, bool) {
+	in := &classify.PostInput{URI: uri, Text: p.Text, Langs: p.Langs, Tags: p.Tags, SelfLabels: p.Labels, AuthorLabels: authorLabels}
+	v, err := verdictFor(ctx, in, nil)
+	return v, err == nil
 }
 
 // unavailable records a blob that could not be read: info evidence, which never moves
@@ -420,8 +437,19 @@ func (w *worker) labelLoop(ctx context.Context) {
 		case <-w.labelWake:
 		case <-tick.C:
 		}
+		// Coalesce: the index changes with every ingest batch, hundreds of times a second
+		// under load, and labels are not that urgent; one outbox read per window serves
+		// every change in it.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(labelCoalesce):
+		}
 	}
 }
+
+// labelCoalesce is how long the label loop lets changes gather before reading the outbox.
+const labelCoalesce = 100 * time.Millisecond
 
 // applyLabels applies one batch of the outbox and returns its size.
 func (w *worker) applyLabels(ctx context.Context) (int, error) {

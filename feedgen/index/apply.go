@@ -20,7 +20,7 @@ func (ix *Index) Apply(ctx context.Context, service string, events []Event) (Sta
 	if err != nil {
 		return st, fmt.Errorf("feed index: begin: %w", err)
 	}
-	t := &txn{ctx: ctx, tx: tx, now: ix.now().UTC().Format(timeLayout), stmts: make(map[string]*sql.Stmt)}
+	t := &txn{ix: ix, ctx: ctx, tx: tx, now: ix.now().UTC().Format(timeLayout), stmts: make(map[string]*sql.Stmt)}
 	var cursor int64
 	for i := range events {
 		ev := &events[i]
@@ -52,20 +52,35 @@ func (ix *Index) Apply(ctx context.Context, service string, events []Event) (Sta
 	if err := tx.Commit(); err != nil {
 		return Stats{}, fmt.Errorf("feed index: commit: %w", err)
 	}
+	st.Classified = t.classified
 	ix.changes.broadcast()
+	if len(t.missed) > 0 {
+		ix.prepareWrites(ctx, t.missed)
+	}
 	return st, nil
 }
 
 // txn is one Apply transaction with its statement cache.
 type txn struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	now   string
-	stmts map[string]*sql.Stmt
+	ix *Index
+	// missed are the statements this transaction had to prepare itself; Apply prepares
+	// them on the write connection after it, for the next ones.
+	missed []string
+	// classified counts the posts classified inline (inline_verdict.go).
+	classified int
+	ctx    context.Context
+	tx     *sql.Tx
+	now    string
+	stmts  map[string]*sql.Stmt
 }
 
 func (t *txn) stmt(q string) (*sql.Stmt, error) {
 	if s, ok := t.stmts[q]; ok {
+		return s, nil
+	}
+	if base := t.ix.writeStmt(q); base != nil {
+		s := t.tx.StmtContext(t.ctx, base) // reuses base's statement on the one write connection
+		t.stmts[q] = s
 		return s, nil
 	}
 	s, err := t.tx.PrepareContext(t.ctx, q)
@@ -73,6 +88,7 @@ func (t *txn) stmt(q string) (*sql.Stmt, error) {
 		return nil, err
 	}
 	t.stmts[q] = s
+	t.missed = append(t.missed, q)
 	return s, nil
 }
 
@@ -265,6 +281,11 @@ func (t *txn) putPost(did, uri, rkey, cid string, p *Post, hidden bool) error {
 		if err := t.bump("reply_count", p.ReplyParent, +1); err != nil {
 			return err
 		}
+		if v, ok, err := t.textVerdict(did, uri, p); err != nil {
+			return err
+		} else if ok {
+			return t.putVerdict(seq, uri, cid, v, true)
+		}
 		_, err = t.exec(`INSERT INTO classifications (post_seq, post_uri) VALUES (?, ?)`, seq, uri)
 		return err
 	}
@@ -291,6 +312,11 @@ func (t *txn) putPost(did, uri, rkey, cid string, p *Post, hidden bool) error {
 		}
 	}
 	// New content: the old verdict no longer applies.
+	if v, ok, err := t.textVerdict(did, uri, p); err != nil {
+		return err
+	} else if ok {
+		return t.putVerdict(seq, uri, cid, v, false)
+	}
 	_, err = t.exec(`UPDATE classifications SET label = 'unknown', confidence = 0, evidence = '[]', classified_at = NULL WHERE post_seq = ?`, seq)
 	return err
 }

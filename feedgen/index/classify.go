@@ -47,7 +47,11 @@ func (ix *Index) Changed() <-chan struct{} { return ix.changes.wait() }
 // PendingClassifications returns the seqs of visible posts that have no verdict yet,
 // newest first (a backlog after a restart serves fresh posts first).
 func (ix *Index) PendingClassifications(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := ix.db.Read.QueryContext(ctx, `SELECT c.post_seq FROM classifications c JOIN posts p ON p.seq = c.post_seq
+	// Down the partial index of pending rows, then each post by its key (CROSS JOIN fixes
+	// that order): left to itself the planner walks every visible post through the
+	// covering feed index, which grows with the index and ran after every write.
+	rows, err := ix.db.Read.QueryContext(ctx, `SELECT c.post_seq FROM classifications c INDEXED BY classifications_pending
+		CROSS JOIN posts p ON p.seq = c.post_seq
 		WHERE c.classified_at IS NULL AND p.hidden = 0 ORDER BY c.post_seq DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("feed index: pending classifications: %w", err)

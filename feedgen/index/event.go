@@ -140,6 +140,8 @@ type Stats struct {
 	Commits int // commits applied
 	Stale   int // commits skipped because their rev was not newer than the stored one
 	Ops     int // ops applied
+	// Classified is the posts classified inline (Options.ClassifyText).
+	Classified int
 }
 
 // URI builds at://did/collection/rkey.

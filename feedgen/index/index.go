@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 	"time"
 
 	"github.com/hearth-social/hearth/internal/sqlitedb"
@@ -46,6 +47,9 @@ type Options struct {
 	Synchronous string
 	// Readers is the size of the read pool (0: sqlitedb's default).
 	Readers int
+	// ClassifyText, when set, classifies posts without media as they are indexed
+	// (TextClassifier); the others wait for the classification worker.
+	ClassifyText TextClassifier
 }
 
 // Index is an open index database. Its methods are safe for concurrent use; writes are
@@ -58,6 +62,43 @@ type Index struct {
 	followWindow int64
 	// changes wakes the classification worker after each Apply (see Changed).
 	changes notifier
+	// writeStmts are Apply's statements, prepared once on the write connection and
+	// bound to each transaction (preparing them per batch cost more than running them).
+	stmtMu     sync.Mutex
+	writeStmts map[string]*sql.Stmt
+	// classifyText is Options.ClassifyText.
+	classifyText TextClassifier
+}
+
+// writeStmt returns q prepared on the write connection, if it has been.
+func (ix *Index) writeStmt(q string) *sql.Stmt {
+	ix.stmtMu.Lock()
+	defer ix.stmtMu.Unlock()
+	return ix.writeStmts[q]
+}
+
+// prepareWrites prepares qs on the write connection for later transactions. It must run
+// outside a transaction: the write pool has one connection, which a transaction holds.
+func (ix *Index) prepareWrites(ctx context.Context, qs []string) {
+	for _, q := range qs {
+		if ix.writeStmt(q) != nil {
+			continue
+		}
+		s, err := ix.db.Write.PrepareContext(ctx, q)
+		if err != nil {
+			continue // the transaction that wanted it prepared it itself, and will again
+		}
+		ix.stmtMu.Lock()
+		if ix.writeStmts == nil {
+			ix.writeStmts = map[string]*sql.Stmt{}
+		}
+		if ix.writeStmts[q] == nil {
+			ix.writeStmts[q] = s
+		} else {
+			s.Close()
+		}
+		ix.stmtMu.Unlock()
+	}
 }
 
 // Open opens or creates the index at path and applies the migrations.
@@ -82,11 +123,19 @@ func Open(ctx context.Context, path string, opts Options) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("feed index: %w", err)
 	}
-	return &Index{db: db, now: time.Now, followWindow: 20_000}, nil
+	return &Index{db: db, now: time.Now, followWindow: 20_000, classifyText: opts.ClassifyText}, nil
 }
 
 // Close closes the database.
-func (ix *Index) Close() error { return ix.db.Close() }
+func (ix *Index) Close() error {
+	ix.stmtMu.Lock()
+	for _, s := range ix.writeStmts {
+		s.Close()
+	}
+	ix.writeStmts = nil
+	ix.stmtMu.Unlock()
+	return ix.db.Close()
+}
 
 // DB exposes the underlying database to packages that add their own tables' queries
 // (the classifier writes the classifications table).
