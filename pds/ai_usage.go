@@ -2,7 +2,9 @@ package pds
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -10,6 +12,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/internal/aipref"
 	"github.com/hearth-social/hearth/pds/store"
+	"github.com/hearth-social/hearth/pds/web"
+	"github.com/hearth-social/hearth/repo"
 )
 
 // AI usage preferences: an account declares how its public data may be used by AI in
@@ -172,4 +176,78 @@ func (s *Server) loadAIUsage(ctx context.Context, did string) (*aiUsage, error) 
 		u.collections[coll] = aipref.Effective(decls, coll).ContentUsage()
 	}
 	return u, nil
+}
+
+// AIPreferences reads the account default declaration (community.lexicon.preference.ai
+// self) for the account page.
+func (b webBackend) AIPreferences(ctx context.Context, did string) (web.AIPreferences, error) {
+	_, val, err := b.s.store.Record(ctx, did, aipref.NSIDPreference, "self")
+	if errors.Is(err, store.ErrNotFound) {
+		return web.AIPreferences{}, nil
+	}
+	if err != nil {
+		return web.AIPreferences{}, err
+	}
+	rec, err := atdata.UnmarshalCBOR(val)
+	if err != nil {
+		return web.AIPreferences{}, nil
+	}
+	d, _ := aipref.Parse(aipref.NSIDPreference, "self", rec)
+	word := func(v *bool) string {
+		switch {
+		case v == nil:
+			return ""
+		case *v:
+			return "allow"
+		}
+		return "deny"
+	}
+	return web.AIPreferences{Training: word(d.Prefs.Training), Inference: word(d.Prefs.Inference),
+		SyntheticContent: word(d.Prefs.Synthetic), Embedding: word(d.Prefs.Embedding)}, nil
+}
+
+// SetAIPreferences writes the account default declaration through the normal commit
+// path (validated against the lexicon, rate-limited and quota-checked like putRecord;
+// on the firehose like any record). Nothing stated removes the record.
+func (b webBackend) SetAIPreferences(ctx context.Context, did string, p web.AIPreferences) error {
+	s := b.s
+	coll, rkey := syntax.NSID(aipref.NSIDPreference), syntax.RecordKey("self")
+	now := syntax.DatetimeNow().String()
+	prefs := map[string]any{}
+	for field, v := range map[string]string{"training": p.Training, "inference": p.Inference, "syntheticContent": p.SyntheticContent, "embedding": p.Embedding} {
+		switch v {
+		case "allow", "deny":
+			prefs[field] = map[string]any{"allow": v == "allow", "updatedAt": now}
+		case "":
+		default:
+			return fmt.Errorf("%s: want allow, deny or nothing", field)
+		}
+	}
+	var wr repo.Write
+	var rec *preparedRecord
+	if len(prefs) == 0 {
+		if _, _, err := s.store.Record(ctx, did, coll.String(), rkey.String()); errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		wr = repo.Write{Action: repo.ActionDelete, Collection: coll, RKey: rkey}
+	} else {
+		raw, err := json.Marshal(map[string]any{"$type": coll.String(), "updatedAt": now,
+			"scope": map[string]any{"$type": coll.String() + "#globalScope"}, "preferences": prefs})
+		if err != nil {
+			return err
+		}
+		if rec, err = s.prepareRecord(coll, rkey, raw, nil); err != nil {
+			return err
+		}
+		wr = repo.Write{Action: repo.ActionPut, Collection: coll, RKey: rkey, Record: rec.CBOR}
+	}
+	writes := []repo.Write{wr}
+	if err := s.chargeWrites(ctx, did, writePoints(writes)); err != nil {
+		return err
+	}
+	if err := s.checkRepoQuota(ctx, did, writes); err != nil {
+		return err
+	}
+	_, err := s.commit(ctx, syntax.DID(did), commitRequest{Writes: writes, Blobs: blobRefs(writes, rec)})
+	return err
 }

@@ -32,7 +32,54 @@ type accountPage struct {
 	Devices        []deviceView
 	AppPasswords   []AppPassword
 	NewAppPassword *newAppPassword
+	AI             []aiChoice
 	Notice, Error  string
+}
+
+// aiChoice is one category of the AI preferences form.
+type aiChoice struct {
+	Field, Label, Help, Value string
+}
+
+// aiCategories are the form's fields, in the order of the declaration's lexicon.
+func aiCategories(p AIPreferences) []aiChoice {
+	return []aiChoice{
+		{"training", "Training AI models", "Used to train, fine-tune or distil machine-learning models.", p.Training},
+		{"synthetic", "Generating content", "Used to generate synthetic content or interactions.", p.SyntheticContent},
+		{"inference", "Answering with AI", "Retrieved by AI systems at answer time (search, RAG).", p.Inference},
+		{"embedding", "Embeddings and indexing", "Turned into vector embeddings for semantic search.", p.Embedding},
+	}
+}
+
+func (p *Pages) handleAIPreferences(w http.ResponseWriter, r *http.Request) {
+	ws := p.signedIn(w, r)
+	if ws == nil {
+		return
+	}
+	f := r.PostForm
+	pick := func(name string) (string, bool) {
+		switch v := f.Get(name); v {
+		case "", "allow", "deny":
+			return v, true
+		}
+		return "", false
+	}
+	var prefs AIPreferences
+	var ok [4]bool
+	prefs.Training, ok[0] = pick("training")
+	prefs.SyntheticContent, ok[1] = pick("synthetic")
+	prefs.Inference, ok[2] = pick("inference")
+	prefs.Embedding, ok[3] = pick("embedding")
+	if ok != [4]bool{true, true, true, true} {
+		p.renderAccount(w, r, ws, f.Get("csrf"), accountPage{Error: "Choose allow, do not allow or not stated for each use."})
+		return
+	}
+	if err := p.cfg.Backend.SetAIPreferences(r.Context(), ws.DID, prefs); err != nil {
+		p.log.Warn("writing AI preferences from the account page", "did", ws.DID, "err", err)
+		p.renderAccount(w, r, ws, f.Get("csrf"), accountPage{Error: "Could not save your AI preferences: " + err.Error()})
+		return
+	}
+	seeOther(w, "/account?done=ai-preferences")
 }
 
 func when(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
@@ -55,6 +102,8 @@ func noticeText(done string) string {
 		return "That browser was signed out."
 	case "app-password-revoked":
 		return "The app password was revoked."
+	case "ai-preferences":
+		return "Your AI preferences were saved in your repository; they go wherever your data goes."
 	case "password-changed":
 		return "Your password was changed. Other sessions and apps were signed out."
 	}
@@ -95,6 +144,11 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, ws *store.
 	if aps, err := p.cfg.Backend.AppPasswords(ctx, ws.DID); err == nil {
 		data.AppPasswords = aps
 	}
+	prefs, err := p.cfg.Backend.AIPreferences(ctx, ws.DID)
+	if err != nil {
+		p.log.Warn("reading AI preferences for the account page", "did", ws.DID, "err", err)
+	}
+	data.AI = aiCategories(prefs)
 	status := http.StatusOK
 	if data.Error != "" {
 		status = http.StatusBadRequest

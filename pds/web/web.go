@@ -49,6 +49,12 @@ type AppPassword struct {
 	CreatedAt  string
 }
 
+// AIPreferences is the account's declared default for AI use of its public data: each
+// category "allow", "deny" or "" (not stated).
+type AIPreferences struct {
+	Training, Inference, SyntheticContent, Embedding string
+}
+
 // ErrCodeRequired: the password was right but the account's email second factor is on;
 // a code has been mailed and the sign-in must be repeated with it.
 var ErrCodeRequired = errors.New("a sign-in code has been sent to your email address")
@@ -102,6 +108,10 @@ type Backend interface {
 	// ChangePassword checks the current password, sets the new one and ends the
 	// account's other sessions (legacy, OAuth and browsers but keepDevice).
 	ChangePassword(ctx context.Context, did, current, next, keepDevice string) error
+	// AIPreferences reads the account's AI usage declaration (its default); Set writes it
+	// as a record in the account's repo (nothing stated: the record is removed).
+	AIPreferences(ctx context.Context, did string) (AIPreferences, error)
+	SetAIPreferences(ctx context.Context, did string, p AIPreferences) error
 }
 
 // Config configures the pages.
@@ -206,6 +216,7 @@ func (p *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/app-passwords", p.form(p.handleCreateAppPassword))
 	mux.HandleFunc("POST /account/app-passwords/revoke", p.form(p.handleRevokeAppPassword))
 	mux.HandleFunc("POST /account/password", p.form(p.handleChangePassword))
+	mux.HandleFunc("POST /account/ai-preferences", p.form(p.handleAIPreferences))
 }
 
 // page is the data every template gets.
