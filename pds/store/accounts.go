@@ -189,6 +189,7 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	t.s.recent.purged = append(t.s.recent.purged, did)
 	for _, q := range []string{
 		`DELETE FROM records WHERE did = ?`,
 		`DELETE FROM record_blobs WHERE did = ?`,
@@ -198,7 +199,7 @@ func (t *Tx) DeleteAccountData(did string) ([][]byte, error) {
 		`DELETE FROM app_passwords WHERE did = ?`,
 		`DELETE FROM preferences WHERE did = ?`,
 		`DELETE FROM email_tokens WHERE did = ?`,
-		`DELETE FROM events WHERE did = ?`,
+		`DELETE FROM events WHERE did = ?`, // and from the in-memory window, once durable
 		`DELETE FROM takedowns WHERE did = ?`,
 		`UPDATE accounts SET status = 'deleted', handle = did, email = NULL, password_hash = '', signing_key = x'' WHERE did = ?`,
 	} {

@@ -24,6 +24,12 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]Even
 // thus holds at most maxBytes plus one frame, and always at least one event when any
 // follows, so a reader makes progress whatever the frame sizes.
 func (s *Store) EventsPage(ctx context.Context, after int64, limit int, maxBytes int64) ([]Event, error) {
+	s.notifyMu.Lock()
+	evs, ok := s.recent.page(after, limit, maxBytes)
+	s.notifyMu.Unlock()
+	if ok {
+		return evs, nil
+	}
 	rows, err := s.db.Read.QueryContext(ctx, `SELECT seq, kind, frame FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
@@ -75,6 +81,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 			if err != nil {
 				return err
 			}
+			t.s.recent.pruned = max(t.s.recent.pruned, cutoff)
 			n, _ = res.RowsAffected()
 			return nil
 		})

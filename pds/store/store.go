@@ -46,6 +46,8 @@ type Store struct {
 	// appended events (see Notify).
 	notifyMu sync.Mutex
 	notify   chan struct{}
+	// recent is the newest durable events in memory (events_recent.go; under notifyMu).
+	recent recentWindow
 
 	rd readStmts
 	// wstmts are prepared statements on the writer connection (writer goroutine only).
@@ -92,6 +94,7 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 		db.Close()
 		return nil, fmt.Errorf("reading last seq: %w", err)
 	}
+	s.recent.durable = s.lastSeq
 	if err := s.rd.prepare(ctx, db.Read); err != nil {
 		db.Close()
 		return nil, err
@@ -254,6 +257,7 @@ func (s *Store) runBatch(jobs []*job) {
 func (s *Store) tryBatch(jobs []*job) (int, error) {
 	ctx := context.Background()
 	startSeq := s.lastSeq
+	s.recent.reset()
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
 		return -1, fmt.Errorf("begin: %w", err)
@@ -284,10 +288,13 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 	for i, j := range jobs {
 		j.done <- results[i]
 	}
-	if s.lastSeq > startSeq {
+	if s.lastSeq > startSeq || len(s.recent.purged) > 0 || s.recent.pruned > 0 {
 		s.notifyMu.Lock()
-		close(s.notify)
-		s.notify = make(chan struct{})
+		s.recent.publish(s.lastSeq)
+		if s.lastSeq > startSeq {
+			close(s.notify)
+			s.notify = make(chan struct{})
+		}
 		s.notifyMu.Unlock()
 	}
 	return -1, nil
@@ -365,5 +372,6 @@ func (t *Tx) AppendEvent(did, kind string, encode func(seq int64) ([]byte, error
 		return 0, fmt.Errorf("appending %s event: %w", kind, err)
 	}
 	t.s.lastSeq = seq
+	t.s.recent.stage(did, Event{Seq: seq, Kind: kind, Frame: frame})
 	return seq, nil
 }
