@@ -136,7 +136,8 @@ func FuzzBMFF(f *testing.F) {
 // FuzzC2PAVerify mutates whole PNGs carrying signed manifests (valid,
 // bad signature, swapped assertion): validation must never panic, and a
 // manifest it cannot prove never yields a capture claim stronger than an
-// unverified one.
+// unverified one. Each run verifies signatures, so minimising a new input
+// is slow: run it with -fuzzminimizetime 5s.
 func FuzzC2PAVerify(f *testing.F) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	root := newCert(f, "Fuzz Root", nil, true, now.Add(-time.Hour), now.Add(time.Hour))
