@@ -68,10 +68,10 @@ type txn struct {
 	missed []string
 	// classified counts the posts classified inline (inline_verdict.go).
 	classified int
-	ctx    context.Context
-	tx     *sql.Tx
-	now    string
-	stmts  map[string]*sql.Stmt
+	ctx        context.Context
+	tx         *sql.Tx
+	now        string
+	stmts      map[string]*sql.Stmt
 }
 
 func (t *txn) stmt(q string) (*sql.Stmt, error) {
