@@ -40,8 +40,15 @@ const corpusDir = "../testdata/classify"
 // upload sends a corpus file to the PDS with uploadBlob and returns the blob object.
 func (h *hearth) upload(a acct, file string) map[string]any {
 	h.t.Helper()
-	data, err := os.ReadFile(filepath.Join(corpusDir, file))
+	return h.uploadPath(a, filepath.Join(corpusDir, file))
+}
+
+// uploadPath sends any file to the PDS with uploadBlob and returns the blob object.
+func (h *hearth) uploadPath(a acct, path string) map[string]any {
+	h.t.Helper()
+	data, err := os.ReadFile(path)
 	require.NoError(h.t, err)
+	file := path
 	req, err := http.NewRequest(http.MethodPost, h.pdsURL+"/xrpc/com.atproto.repo.uploadBlob", bytes.NewReader(data))
 	require.NoError(h.t, err)
 	mime := map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp"}[filepath.Ext(file)]

@@ -59,6 +59,10 @@ type ClassifyConfig struct {
 	// accounts whose AI usage declarations deny training (opt-in by the operator; off,
 	// no account is labelled and labels given before are withdrawn as accounts change).
 	AccountLabels bool
+	// Trust holds the C2PA trust anchors media signatures are checked against (nil:
+	// none is trusted, so intact manifests are "unverifiable"). Cached media evidence
+	// is keyed by the list's fingerprint, so changing the list re-reads the blobs.
+	Trust *classify.TrustList
 }
 
 func (c *ClassifyConfig) defaults() {
@@ -159,6 +163,7 @@ type worker struct {
 	queue     chan int64
 	wake      chan struct{} // a worker finished
 	labelWake chan struct{} // a verdict queued labels
+	verdicts  *feedMetrics  // counts stored verdicts (set by New)
 
 	mu       sync.Mutex
 	inflight map[int64]bool
@@ -340,6 +345,7 @@ func (w *worker) process(ctx context.Context, seq int64) error {
 	}
 	if stored {
 		w.classified.Add(1)
+		w.verdicts.countVerdict(v)
 		signal(w.labelWake)
 	}
 	return nil
@@ -379,9 +385,19 @@ func unavailable(cid, msg string) classify.Evidence {
 		Locator: "blob:" + cid, Excerpt: msg}
 }
 
+// mediaVersion is the cache key's version of media evidence: the classifier's version
+// and, with a trust list, its fingerprint (evidence depends on which signers are trusted).
+func (w *worker) mediaVersion() string {
+	if fp := w.cfg.Trust.Fingerprint(); fp != "" {
+		return classify.Version + "+trust:" + fp
+	}
+	return classify.Version
+}
+
 // mediaEvidence returns a blob's evidence from the cache, or fetches, parses and caches it.
 func (w *worker) mediaEvidence(ctx context.Context, did string, img index.Image) ([]classify.Evidence, error) {
-	raw, ok, err := w.idx.CachedMedia(ctx, img.CID, classify.Version)
+	version := w.mediaVersion()
+	raw, ok, err := w.idx.CachedMedia(ctx, img.CID, version)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +415,7 @@ func (w *worker) mediaEvidence(ctx context.Context, did string, img index.Image)
 		return nil, err
 	}
 	w.fetched.Add(1)
-	ev = classify.MediaEvidence(classify.Media{CID: img.CID, MIME: img.MIME, Bytes: data})
+	ev = classify.MediaEvidenceWith(classify.Media{CID: img.CID, MIME: img.MIME, Bytes: data}, classify.MediaOptions{Trust: w.cfg.Trust})
 	if ev == nil {
 		ev = []classify.Evidence{}
 	}
@@ -407,7 +423,7 @@ func (w *worker) mediaEvidence(ctx context.Context, did string, img index.Image)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.idx.PutMedia(ctx, img.CID, int64(len(data)), b, classify.Version); err != nil {
+	if err := w.idx.PutMedia(ctx, img.CID, int64(len(data)), b, version); err != nil {
 		return nil, err
 	}
 	return ev, nil

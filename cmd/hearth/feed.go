@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hearth-social/hearth/feedgen"
+	"github.com/hearth-social/hearth/feedgen/classify"
 	"github.com/hearth-social/hearth/feedgen/rank"
 	"github.com/hearth-social/hearth/internal/datadir"
 	"github.com/hearth-social/hearth/internal/xrpc"
@@ -44,6 +45,23 @@ func feedAllowPrivateFlag() cli.Flag {
 
 func feedLabelNoAITrainingFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "label-no-ai-training", Usage: "the labeler puts the informational no-ai-training label on accounts whose AI usage declarations deny training", EnvVars: []string{"HEARTH_LABEL_NO_AI_TRAINING"}}
+}
+
+func feedC2PATrustListFlag() cli.Flag {
+	return &cli.StringFlag{Name: "c2pa-trust-list", Usage: "PEM file of C2PA trust anchors (e.g. the C2PA or Content Authenticity trust list, downloaded by the operator); without it C2PA signatures are checked but no signer is trusted, so intact manifests are reported unverifiable", EnvVars: []string{"HEARTH_C2PA_TRUST_LIST"}}
+}
+
+// loadTrustList reads --c2pa-trust-list; nil when it is unset.
+func loadTrustList(cctx *cli.Context) (*classify.TrustList, error) {
+	path := cctx.String("c2pa-trust-list")
+	if path == "" {
+		return nil, nil
+	}
+	tl, err := classify.LoadTrustList(path)
+	if err != nil {
+		return nil, fmt.Errorf("--c2pa-trust-list (HEARTH_C2PA_TRUST_LIST): %w", err)
+	}
+	return tl, nil
 }
 
 func feedFirehoseFlag(usage string) cli.Flag {
@@ -77,7 +95,7 @@ func feedCommand() *cli.Command {
 					&cli.StringFlag{Name: "feed-backfill", Usage: "PDS URL to read every repository from (listRepos + getRepo) when the index is empty", EnvVars: []string{"HEARTH_FEED_BACKFILL"}},
 					feedAllowPrivateFlag(),
 					feedPublishersFlag(),
-					feedLabelNoAITrainingFlag(),
+					feedLabelNoAITrainingFlag(), feedC2PATrustListFlag(),
 					&cli.Float64Flag{Name: "feed-ai-share", Value: rank.DefaultParams().AIShare, Usage: "share of AI posts in the balanced and following-mix feeds (0..1)", EnvVars: []string{"HEARTH_FEED_AI_SHARE"}},
 					&cli.BoolFlag{Name: "feed-skip-verify", Usage: "do not verify commit signatures and proofs (benchmarks, trusted sources only)", EnvVars: []string{"HEARTH_FEED_SKIP_VERIFY"}},
 				},
@@ -116,7 +134,7 @@ func feedCommand() *cli.Command {
 				Usage:     "classify a labelled corpus (DIR/labels.json) and print precision, recall and the false-AI rate; fails below target",
 				ArgsUsage: "DIR",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "c2pa-trust-list", Usage: "PEM file of C2PA trust anchors (e.g. the C2PA or Content Authenticity trust list, downloaded by the operator); without it C2PA signatures are checked but no signer is trusted, so intact manifests are reported unverifiable", EnvVars: []string{"HEARTH_C2PA_TRUST_LIST"}},
+					feedC2PATrustListFlag(),
 				},
 				Action: runFeedEval,
 			},
@@ -195,6 +213,11 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg.PublisherDID = cctx.String("feed-publisher-did")
 	cfg.Publishers = cctx.StringSlice("feed-publishers")
 	cfg.Classify.AccountLabels = cctx.Bool("label-no-ai-training")
+	trust, err := loadTrustList(cctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Classify.Trust = trust
 	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
 	cfg.PLCURL = pc.PLCURL
 	// The co-hosted PDS is reached directly on its listener; any other private address

@@ -109,12 +109,9 @@ func runFeedEval(cctx *cli.Context) error {
 		return errors.New("usage: hearth feed eval DIR (a folder with labels.json)")
 	}
 	var opt classify.MediaOptions
-	if path := cctx.String("c2pa-trust-list"); path != "" {
-		tl, err := classify.LoadTrustList(path)
-		if err != nil {
-			return fmt.Errorf("--c2pa-trust-list: %w", err)
-		}
-		opt.Trust = tl
+	var err error
+	if opt.Trust, err = loadTrustList(cctx); err != nil {
+		return err
 	}
 	c := classify.New(classify.SelfLabelScorer{}, classify.MediaScorer{Options: opt}, classify.TextScorer{})
 	res, err := classify.Eval(cctx.Context, cctx.Args().First(), c)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,6 +53,24 @@ func TestServeRejectsBadFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := newApp(&out, &errOut).RunContext(context.Background(), []string{"hearth", "--log-level", "loud", "serve"})
 	require.ErrorContains(t, err, "--log-level (HEARTH_LOG_LEVEL)")
+}
+
+// TestServeRejectsBadTrustList: a --c2pa-trust-list that is missing or holds no
+// certificate stops serve (with the feed generator on) with an error naming the flag,
+// instead of running with no signer trusted.
+func TestServeRejectsBadTrustList(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	require.NoError(t, os.WriteFile(empty, []byte("not a certificate\n"), 0o600))
+	for name, path := range map[string]string{"missing": filepath.Join(t.TempDir(), "none.pem"), "no certificates": empty} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := newApp(&out, &errOut).RunContext(ctx, []string{"hearth", "serve", "--data-dir", filepath.Join(t.TempDir(), "d"),
+				"--listen", "127.0.0.1:0", "--plc-listen", "127.0.0.1:0", "--feed-listen", "127.0.0.1:0", "--c2pa-trust-list", path})
+			require.ErrorContains(t, err, "--c2pa-trust-list (HEARTH_C2PA_TRUST_LIST)")
+		})
+	}
 }
 
 // TestFlagEnvVarsAreOwned checks that an environment variable feeds flags of one name

@@ -59,8 +59,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "appview-cdn-url-pattern", Usage: "where the AppView serves images, three %s for kind, DID and CID, e.g. https://cdn.bsky.app/img/%s/plain/%s/%s@jpeg (unset: this PDS's getBlob)", EnvVars: []string{"HEARTH_APPVIEW_CDN_URL_PATTERN"}},
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
-			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedLabelNoAITrainingFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
-		}, rateLimitFlags()...),
+			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedLabelNoAITrainingFlag(), feedC2PATrustListFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
+		}, append(rateLimitFlags(), serveBackupFlags()...)...),
 		Action: runServe,
 	}
 }
@@ -286,6 +286,9 @@ func runServe(cctx *cli.Context) error {
 	}
 	if generated {
 		fmt.Fprintf(out, "  admin password: %s (generated; kept in %s)\n", pw, filepath.Join(sc.pds.DataDir, "admin-password"))
+	}
+	if err := startScheduledBackups(cctx, log, sc.pds.DataDir, rt); err != nil {
+		return err
 	}
 
 	return rt.Run(ctx)

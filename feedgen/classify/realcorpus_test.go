@@ -71,3 +71,31 @@ func TestRealSignatures(t *testing.T) {
 		})
 	}
 }
+
+// TestRealSignaturesTrusted checks real signed files against a trust list: c2pa-rs's
+// ES256 test intermediate (testdata/c2pa-trust) makes trustnxt-jpeg-signed.jpg valid;
+// files signed by others stay unverifiable with the issuer named; c2pa-rs's RSA-PSS
+// test chain cannot be checked by crypto/x509 and says so.
+func TestRealSignaturesTrusted(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	tl, err := LoadTrustList(filepath.Join("..", "..", "testdata", "c2pa-trust", "c2pa-test-intermediate.pem"))
+	require.NoError(t, err)
+	require.Equal(t, 1, tl.Len())
+	for file, want := range map[string]string{
+		"trustnxt-jpeg-signed.jpg": "valid; signer C2PA Signer, C2PA Test Signing Cert",
+		"c2pa-rs-c.jpg":            "unverifiable: certificate C2PA Signer, C2PA Test Signing Cert has a public key type crypto/x509 cannot verify with",
+		"c2pa-rs-xca.jpg":          "invalid: asset does not match its hard binding",
+	} {
+		t.Run(file, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(realCorpusDir, file))
+			require.NoError(t, err)
+			var last string
+			for _, e := range MediaEvidenceWith(Media{CID: "b", Bytes: b}, MediaOptions{Now: at, Trust: tl}) {
+				if e.Signal == "c2pa.signature" {
+					last = e.Excerpt
+				}
+			}
+			assert.True(t, strings.HasPrefix(last, want), "got %q", last)
+		})
+	}
+}
