@@ -46,6 +46,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			labelerCommand(),
 			adminCommand(),
 			accountCommand(),
+			backupCommand(),
+			restoreCommand(),
 		},
 	}
 }
