@@ -10,6 +10,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-social/hearth/feedgen/ingest"
 	"github.com/hearth-social/hearth/feedgen/rank"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is everything the feed generator needs. cmd/hearth maps flags onto it.
@@ -54,6 +55,9 @@ type Config struct {
 	Classify ClassifyConfig
 	// Rank holds the ranking constants (the zero value means rank.DefaultParams()).
 	Rank rank.Params
+	// Metrics is where the feed generator registers its Prometheus collectors (ingest
+	// position and lag, classifications); nil: a private registry nobody scrapes.
+	Metrics prometheus.Registerer
 }
 
 // DefaultConfig returns local defaults; IndexPath and Ingest.FirehoseURL need setting.

@@ -76,7 +76,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	if dir == nil {
 		dir = resolve.New(resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.AllowPrivate, UserAgent: "hearth-feedgen"})
 	}
-	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous, ClassifyText: classifyText})
+	fm := newFeedMetrics()
+	idx, err := index.Open(ctx, cfg.IndexPath, index.Options{Synchronous: cfg.Synchronous, ClassifyText: fm.classifyTextCounted})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 	}
 	fetch := blobfetch.New(dir, blobfetch.Config{AllowPrivate: cfg.AllowPrivate, Local: cfg.LocalPDS, MaxBytes: classify.MaxMediaBytes, Timeout: cfg.Classify.FetchTimeout})
 	wlog := log.With("component", "feedgen-classify")
-	return &Service{
+	fm.register(cfg.Metrics, ing)
+	svc := &Service{
 		cfg:    cfg,
 		log:    log.With("component", "feedgen"),
 		idx:    idx,
@@ -102,7 +104,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		auth:   newRequesterAuth(cfg.ServiceDID(), dir),
 		lab:    lab,
 		worker: newWorker(cfg.Classify, idx, fetch, lab, wlog),
-	}, nil
+	}
+	svc.worker.verdicts = fm
+	return svc, nil
 }
 
 // Config returns the validated configuration.

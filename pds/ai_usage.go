@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -87,7 +88,9 @@ func (c *aiUsageCache) forget(did string) {
 // commit is repos.commit, forgetting the account's cached declarations when a write
 // touches them (also when the commit fails: a forget costs one reload).
 func (s *Server) commit(ctx context.Context, did syntax.DID, req commitRequest) (*commitResult, error) {
+	began := time.Now()
 	res, err := s.repos.commit(ctx, did, req)
+	s.metrics.observeCommit(err, time.Since(began))
 	for _, w := range req.Writes {
 		if aipref.IsDeclaration(w.Collection.String()) {
 			s.aiUsage.forget(did.String())

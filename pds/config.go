@@ -15,6 +15,7 @@ import (
 	"github.com/hearth-social/hearth/internal/aipref"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds/mail"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // OutboxPath is where mail goes in dataDir when no SMTP server is configured.
@@ -116,6 +117,10 @@ type Config struct {
 	OAuthClientHTTP *http.Client
 	// RateLimits are the per-client request limits (ratelimit.go).
 	RateLimits RateLimits
+	// Metrics is where the PDS and its store register their Prometheus collectors
+	// (metrics.go; `hearth serve` passes the registry it serves on --metrics-listen).
+	// nil registers into a private registry nobody scrapes.
+	Metrics prometheus.Registerer
 }
 
 // RateLimits configures per-client rate limits. Each list holds every limit of one kind

@@ -159,9 +159,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /xrpc/com.atproto.sync.subscribeRepos", s.seq.ServeHTTP)
 	mux.HandleFunc("GET /.well-known/atproto-did", s.handleWellKnownAtprotoDID)
 	mux.HandleFunc("GET /.well-known/did.json", s.handleWellKnownDIDJSON)
-	mux.HandleFunc("GET /xrpc/_health", func(w http.ResponseWriter, r *http.Request) {
-		xrpc.WriteJSON(w, http.StatusOK, map[string]string{"version": s.cfg.Version})
-	})
+	mux.HandleFunc("GET /xrpc/_health", s.handleHealth)
 	s.registerOAuth(mux)
 	mux.HandleFunc("GET /tls-check", s.handleTLSCheck) // Caddy's on-demand TLS ask (tls_check.go)
 	mux.HandleFunc("GET /robots.txt", func(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +194,9 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 
 func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	nsid := r.PathValue("nsid")
+	sw, began := &statusWriter{ResponseWriter: w}, time.Now()
+	w = sw
+	defer func() { s.metrics.observeRequest(s.methodLabel(nsid), sw.code(), time.Since(began)) }()
 	if oauth.IsDPoP(r) {
 		s.oauth.SetNonce(w) // on every answer to a DPoP-authenticated call
 	}

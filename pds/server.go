@@ -67,6 +67,8 @@ type Server struct {
 	// accounts' estimated repo sizes for the storage quota (quota.go).
 	takedowns *takedownSet
 	usage     *usageCache
+	// metrics are the PDS's Prometheus collectors (metrics.go).
+	metrics *pdsMetrics
 
 	// activated is closed, and replaced, each time an account activates (Activations).
 	actMu     sync.Mutex
@@ -101,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := datadir.Prepare(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "pds.sqlite"), log.With("component", "store"), store.Options{Synchronous: cfg.Synchronous})
+	st, err := store.Open(ctx, filepath.Join(cfg.DataDir, "pds.sqlite"), log.With("component", "store"), store.Options{Synchronous: cfg.Synchronous, Metrics: cfg.Metrics})
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +181,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		MaxLag:       cfg.FirehoseMaxLag,
 		WriteTimeout: cfg.FirehoseWriteTimeout,
 	})
+	s.metrics = newPDSMetrics(cfg.Metrics, s)
 	rcfg := resolve.Config{PLCURL: cfg.PLCURL, AllowPrivate: cfg.ProxyAllowPrivate, DNS: cfg.HandleDNS, HTTP: cfg.HandleHTTP}
 	s.handleDir = resolve.NewUncached(rcfg)
 	s.dir, s.freshDir = cfg.Directory, s.handleDir

@@ -220,6 +220,7 @@ func startServeFeed(ctx context.Context, cctx *cli.Context, log *slog.Logger, pc
 	cfg.Classify.Trust = trust
 	cfg.IndexPath = filepath.Join(pc.DataDir, "feedgen.sqlite")
 	cfg.PLCURL = pc.PLCURL
+	cfg.Metrics = pc.Metrics // serve's one registry
 	// The co-hosted PDS is reached directly on its listener; any other private address
 	// (another PDS on this network) needs the explicit flag.
 	cfg.AllowPrivate = cctx.Bool("feed-allow-private")

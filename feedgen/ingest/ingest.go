@@ -106,6 +106,10 @@ type Ingester struct {
 
 	written atomic.Int64 // events written to the index
 	invalid atomic.Int64 // events rejected
+	// applied is the seq of the last event written (or the stored cursor at start);
+	// lag how long before its write the last written event with a time was made.
+	applied atomic.Int64
+	lag     atomic.Int64 // nanoseconds
 }
 
 // New builds an Ingester. dir resolves authors' keys (internal/resolve.New in a service).
@@ -159,6 +163,34 @@ func (in *Ingester) Written() int64 { return in.written.Load() }
 // Invalid is the number of events rejected so far.
 func (in *Ingester) Invalid() int64 { return in.invalid.Load() }
 
+// AppliedSeq is the firehose seq of the last event written to the index (at start, the
+// stored cursor; 0 before either).
+func (in *Ingester) AppliedSeq() int64 { return in.applied.Load() }
+
+// Lag is, for the last written event that carries a time, how long after that time it
+// was written: how far behind the firehose the index is.
+func (in *Ingester) Lag() time.Duration { return time.Duration(in.lag.Load()) }
+
+// eventTime is the time an event says it was made (zero when it has none).
+func eventTime(ev *firehose.Event) time.Time {
+	var s string
+	switch {
+	case ev.Commit != nil:
+		s = ev.Commit.Time
+	case ev.Sync != nil:
+		s = ev.Sync.Time
+	case ev.Identity != nil:
+		s = ev.Identity.Time
+	case ev.Account != nil:
+		s = ev.Account.Time
+	}
+	t, err := syntax.ParseDatetimeLenient(s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t.Time()
+}
+
 // Run reads the firehose until ctx is done, reconnecting after failures, and runs the
 // backfill first when one is configured and needed. It returns nil when ctx ends.
 func (in *Ingester) Run(ctx context.Context) error {
@@ -188,6 +220,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			}
 			if ok {
 				cursor = &seq
+				in.applied.Store(seq)
 			}
 		}
 		live = false
@@ -288,6 +321,7 @@ func (in *Ingester) Consume(ctx context.Context, src Source) error {
 	defer wg.Wait()
 
 	batch := make([]index.Event, 0, in.cfg.MaxBatch)
+	var made time.Time // of the batch's newest event with a time
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -296,7 +330,11 @@ func (in *Ingester) Consume(ctx context.Context, src Source) error {
 			return err
 		}
 		in.written.Add(int64(len(batch)))
-		batch = batch[:0]
+		in.applied.Store(batch[len(batch)-1].Seq)
+		if !made.IsZero() {
+			in.lag.Store(int64(max(time.Since(made), 0)))
+		}
+		batch, made = batch[:0], time.Time{}
 		return nil
 	}
 	for j := range order {
@@ -310,6 +348,9 @@ func (in *Ingester) Consume(ctx context.Context, src Source) error {
 		}
 		if j.out != nil {
 			batch = append(batch, *j.out)
+			if t := eventTime(j.ev); !t.IsZero() {
+				made = t
+			}
 		}
 		if len(batch) >= in.cfg.MaxBatch || len(order) == 0 {
 			if err := flush(); err != nil {

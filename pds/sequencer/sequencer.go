@@ -173,6 +173,12 @@ func New(src Source, log *slog.Logger, cfg Config) *Sequencer {
 // ServeHTTP serves GET /xrpc/com.atproto.sync.subscribeRepos.
 func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.srv.ServeHTTP(w, r) }
 
+// Subscribers is how many firehose subscribers are connected.
+func (s *Sequencer) Subscribers() int { return s.srv.Subscribers() }
+
+// SlowDrops is how many subscribers were disconnected as too slow (ConsumerTooSlow).
+func (s *Sequencer) SlowDrops() int64 { return s.srv.SlowDrops() }
+
 // DropThrough forgets the buffered copies of every event with seq <= seq, so subscribers
 // read those events from the Source from now on. The PDS calls it after deleting an
 // account's events from the store, so the deleted content is not replayed from memory.

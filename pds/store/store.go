@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/sqlitedb"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed migrations/*.sql
@@ -56,6 +57,8 @@ type Store struct {
 
 	ckStop context.CancelFunc
 	ckDone chan struct{}
+
+	metrics *storeMetrics
 }
 
 // Options configures Open.
@@ -64,6 +67,8 @@ type Options struct {
 	Synchronous string
 	// MaxBatch caps how many jobs share one transaction (default 256).
 	MaxBatch int
+	// Metrics receives the group-commit metrics (nil: a private registry).
+	Metrics prometheus.Registerer
 }
 
 type job struct {
@@ -95,6 +100,7 @@ func Open(ctx context.Context, path string, log *slog.Logger, opts Options) (*St
 		return nil, fmt.Errorf("reading last seq: %w", err)
 	}
 	s.recent.durable = s.lastSeq
+	s.metrics = newStoreMetrics(opts.Metrics, s.DurableSeq)
 	if err := s.rd.prepare(ctx, db.Read); err != nil {
 		db.Close()
 		return nil, err
@@ -258,8 +264,10 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 	ctx := context.Background()
 	startSeq := s.lastSeq
 	s.recent.reset()
+	begun := time.Now()
 	tx, err := s.db.Write.BeginTx(ctx, nil)
 	if err != nil {
+		s.metrics.failures.Inc()
 		return -1, fmt.Errorf("begin: %w", err)
 	}
 	results := make([]error, len(jobs))
@@ -282,8 +290,11 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 		tx.Rollback()
 	} else if err := tx.Commit(); err != nil {
 		s.lastSeq = startSeq
+		s.metrics.failures.Inc()
 		s.log.Error("group commit failed", "jobs", len(jobs), "err", err)
 		return -1, fmt.Errorf("commit: %w", err)
+	} else {
+		s.metrics.committed(len(jobs), begun)
 	}
 	for i, j := range jobs {
 		j.done <- results[i]
