@@ -102,23 +102,35 @@ func (s *Service) handleExplain(w http.ResponseWriter, r *http.Request) error {
 	if raw == "" {
 		return xrpc.InvalidRequest("uri is required")
 	}
+	out, _, err := s.Explain(r.Context(), raw)
+	if err != nil {
+		return err
+	}
+	xrpc.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Explain is explainPost's answer for the post at raw (an AT-URI), with the indexed
+// post itself (the operator dashboard shows its text next to the verdict). Errors are
+// explainPost's XRPC errors.
+func (s *Service) Explain(ctx context.Context, raw string) (*ExplainOutput, *index.PostInfo, error) {
 	uri, err := syntax.ParseATURI(raw)
 	if err != nil || uri.Collection() != index.CollectionPost {
-		return xrpc.InvalidRequest("uri must be the AT-URI of an app.bsky.feed.post record")
+		return nil, nil, xrpc.InvalidRequest("uri must be the AT-URI of an app.bsky.feed.post record")
 	}
-	c, err := s.idx.Classification(r.Context(), uri.String())
+	c, err := s.idx.Classification(ctx, uri.String())
 	if errors.Is(err, index.ErrNotFound) {
-		return xrpc.Errorf(http.StatusBadRequest, "PostNotFound", "%s is not in this feed generator's index", raw)
+		return nil, nil, xrpc.Errorf(http.StatusBadRequest, "PostNotFound", "%s is not in this feed generator's index", raw)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	post, err := s.idx.Post(r.Context(), uri.String())
+	post, err := s.idx.Post(ctx, uri.String())
 	if errors.Is(err, index.ErrNotFound) || (err == nil && post.Hidden) {
-		return xrpc.Errorf(http.StatusBadRequest, "PostNotFound", "%s is not available", raw)
+		return nil, nil, xrpc.Errorf(http.StatusBadRequest, "PostNotFound", "%s is not available", raw)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	out := ExplainOutput{URI: c.URI, CID: c.PostCID, Status: ExplainPending, Label: string(classify.LabelUnknown),
 		Confidence: decimal(0), AIScore: decimal(0.5), Evidence: []ExplainEvidence{}, Labels: []string{}, Feeds: []string{},
@@ -126,7 +138,7 @@ func (s *Service) handleExplain(w http.ResponseWriter, r *http.Request) error {
 	if c.Classified {
 		var ev []classify.Evidence
 		if err := json.Unmarshal(c.Evidence, &ev); err != nil {
-			return err
+			return nil, nil, err
 		}
 		out.Status, out.Label = ExplainClassified, c.Label
 		out.Confidence, out.AIScore = decimal(c.Confidence), decimal(c.AIScore)
@@ -148,9 +160,8 @@ func (s *Service) handleExplain(w http.ResponseWriter, r *http.Request) error {
 			out.Feeds = append(out.Feeds, rank.FeedBalanced, rank.FeedFollowingMix)
 		}
 	}
-	if out.AuthorAIPreferences, err = s.authorAIPreferences(r.Context(), uri.Authority().String()); err != nil {
-		return err
+	if out.AuthorAIPreferences, err = s.authorAIPreferences(ctx, uri.Authority().String()); err != nil {
+		return nil, nil, err
 	}
-	xrpc.WriteJSON(w, http.StatusOK, out)
-	return nil
+	return &out, post, nil
 }
