@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -221,4 +223,17 @@ func TestBackupRestore(t *testing.T) {
 		require.Equal(t, firehose.TypeCommit, evs[0].Type)
 		require.Equal(t, accts[1].DID, evs[0].DID())
 	}
+
+	// One byte of the backup changed: the restore refuses it and writes nothing.
+	snap := filepath.Join(from, "pds.sqlite")
+	data, err := os.ReadFile(snap)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0x40
+	require.NoError(t, os.WriteFile(snap, data, 0o600))
+	elsewhere := filepath.Join(t.TempDir(), "never")
+	out, err = runHearth("restore", "--from", from, "--data-dir", elsewhere)
+	require.ErrorIs(t, err, backup.ErrChecksum, out)
+	require.ErrorContains(t, err, "pds.sqlite")
+	_, err = os.Stat(elsewhere)
+	require.True(t, errors.Is(err, os.ErrNotExist), "nothing written")
 }
