@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/hearth-social/hearth/internal/dashboard"
 	"github.com/hearth-social/hearth/pds"
@@ -18,6 +19,10 @@ func dashboardListenFlag() cli.Flag {
 	return &cli.StringFlag{Name: "dashboard-listen", Value: dashboard.DefaultListen, Usage: `address of the operator dashboard (admin password required); loopback only unless --dashboard-allow-remote; "" or off disables it`, EnvVars: []string{"HEARTH_DASHBOARD_LISTEN"}}
 }
 
+func dashboardSampleEveryFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "dashboard-sample-every", Value: 10 * time.Second, Usage: "how often the dashboard samples the metrics for its one-hour health charts", EnvVars: []string{"HEARTH_DASHBOARD_SAMPLE_EVERY"}}
+}
+
 func dashboardAllowRemoteFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "dashboard-allow-remote", Usage: "let --dashboard-listen be a non-loopback address (put TLS in front of it: the password and session cookie cross the network)", EnvVars: []string{"HEARTH_DASHBOARD_ALLOW_REMOTE"}}
 }
@@ -27,6 +32,9 @@ func readDashboardListen(cctx *cli.Context) (string, error) {
 	addr := strings.TrimSpace(cctx.String("dashboard-listen"))
 	if addr == "" || strings.EqualFold(addr, "off") {
 		return "", nil
+	}
+	if every := cctx.Duration("dashboard-sample-every"); every < 100*time.Millisecond || every > 10*time.Minute {
+		return "", fmt.Errorf("--dashboard-sample-every (HEARTH_DASHBOARD_SAMPLE_EVERY) %s: want 100ms to 10m", every)
 	}
 	if err := dashboard.CheckListen(addr, cctx.Bool("dashboard-allow-remote")); err != nil {
 		return "", fmt.Errorf("--dashboard-listen (HEARTH_DASHBOARD_LISTEN) %w", err)
@@ -50,7 +58,7 @@ func startDashboard(cctx *cli.Context, log *slog.Logger, out io.Writer, addr str
 		return nil
 	}
 	cfg := dashboard.Config{Admin: deps.srv, Metrics: deps.metrics, Crawlers: deps.crawlers, Password: sc.pds.AdminPassword,
-		ServerName: sc.pds.ServerName, Version: version, Log: log.With("component", "dashboard")}
+		ServerName: sc.pds.ServerName, Version: version, SampleEvery: cctx.Duration("dashboard-sample-every"), Log: log.With("component", "dashboard")}
 	if !sc.pds.RateLimits.Disabled {
 		cfg.SignInLimits = sc.pds.RateLimits.PageSignIn
 	}

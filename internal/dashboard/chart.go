@@ -20,14 +20,14 @@ type chart struct {
 
 // Chart geometry, in SVG user units.
 const (
-	chartW, chartH          = 640, 170
-	padLeft, padRight       = 64, 12
-	padTop, padBottom       = 12, 26
-	plotW, plotH            = chartW - padLeft - padRight, chartH - padTop - padBottom
-	gridLines               = 4
-	maxLabelDigits          = 4
-	chartFont               = "11"
-	chartMinutesBetweenTics = 15
+	chartW, chartH    = 640, 170
+	padLeft, padRight = 64, 12
+	padTop, padBottom = 12, 26
+	plotW, plotH      = chartW - padLeft - padRight, chartH - padTop - padBottom
+	gridLines         = 4
+	maxLabelDigits    = 4
+	chartFont         = "11"
+	timeTics          = 4
 )
 
 // formatValue writes a chart value with about maxLabelDigits significant digits.
@@ -46,6 +46,17 @@ func formatValue(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'g', maxLabelDigits-1, 64)
 	}
+}
+
+// agoLabel names a time axis tic: how long before now.
+func agoLabel(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < 2*time.Minute:
+		return "−" + strconv.Itoa(int(d.Round(time.Second)/time.Second)) + " s"
+	}
+	return "−" + strconv.Itoa(int(d.Round(time.Minute)/time.Minute)) + " min"
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (an axis maximum).
@@ -102,13 +113,9 @@ func drawChart(spec seriesSpec, pts []point, from, to time.Time) chart {
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, padLeft, chartW-padRight, y(v), y(v))
 		fmt.Fprintf(&b, `<text class="label" x="%d" y="%.1f" text-anchor="end" font-size="%s">%s</text>`, padLeft-6, y(v)+4, chartFont, formatValue(v))
 	}
-	for m := 0; float64(m*60) <= span; m += chartMinutesBetweenTics {
-		t := to.Add(-time.Duration(m) * time.Minute)
-		label := "now"
-		if m > 0 {
-			label = "−" + strconv.Itoa(m) + " min"
-		}
-		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d" text-anchor="middle" font-size="%s">%s</text>`, x(t), chartH-8, chartFont, label)
+	for i := 0; i <= timeTics; i++ {
+		ago := time.Duration(float64(to.Sub(from)) * float64(timeTics-i) / timeTics)
+		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d" text-anchor="middle" font-size="%s">%s</text>`, x(to.Add(-ago)), chartH-8, chartFont, agoLabel(ago))
 	}
 	var run [][2]float64
 	flush := func() {

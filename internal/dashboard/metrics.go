@@ -88,9 +88,22 @@ func (s *sampler) run(ctx context.Context) {
 	}
 }
 
-// sample reads every spec's family once. A gather error still leaves the families
-// that were gathered (a failing collector costs its own family only).
+// sample stores a reading in the ring. A gather error still leaves the families that
+// were gathered (a failing collector costs its own family only).
 func (s *sampler) sample(now time.Time) {
+	sm := s.read(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ring) < cap(s.ring) {
+		s.ring = append(s.ring, sm)
+		return
+	}
+	s.ring[s.start] = sm
+	s.start = (s.start + 1) % len(s.ring)
+}
+
+// read gathers every spec's family once.
+func (s *sampler) read(now time.Time) sample {
 	fams, _ := s.g.Gather()
 	byName := make(map[string]*dto.MetricFamily, len(fams))
 	for _, f := range fams {
@@ -121,14 +134,7 @@ func (s *sampler) sample(now time.Time) {
 		}
 		sm.vals[i] = r
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.ring) < cap(s.ring) {
-		s.ring = append(s.ring, sm)
-		return
-	}
-	s.ring[s.start] = sm
-	s.start = (s.start + 1) % len(s.ring)
+	return sm
 }
 
 // ordered returns the samples oldest first.
@@ -162,9 +168,10 @@ func (s *sampler) series(samples []sample, i int) []point {
 			if j == 0 {
 				continue // the first reading only starts the differences
 			}
+			// A vector family is absent until its first child exists: absent is zero.
 			prev := samples[j-1].vals[i]
 			dt := sm.at.Sub(samples[j-1].at).Seconds()
-			if !cur.ok || !prev.ok || dt <= 0 || cur.v < prev.v || cur.count < prev.count {
+			if !cur.ok || dt <= 0 || cur.v < prev.v || cur.count < prev.count {
 				break
 			}
 			if kind == kindRate {
@@ -178,12 +185,21 @@ func (s *sampler) series(samples []sample, i int) []point {
 	return out
 }
 
-// charts draws every spec over the window ending at now.
+// charts draws every spec over the window ending at now, with a reading taken now
+// (not stored) as the newest point, so the page shows the current values.
 func (s *sampler) charts(now time.Time) []chart {
 	samples := s.ordered()
+	if s.g != nil {
+		samples = append(samples, s.read(now))
+	}
+	// A server up for less than the window is drawn since its first reading.
+	from := now.Add(-s.span)
+	if len(samples) > 1 && samples[0].at.After(from) {
+		from = samples[0].at
+	}
 	out := make([]chart, 0, len(s.specs))
 	for i, sp := range s.specs {
-		out = append(out, drawChart(sp, s.series(samples, i), now.Add(-s.span), now))
+		out = append(out, drawChart(sp, s.series(samples, i), from, now))
 	}
 	return out
 }
