@@ -37,6 +37,10 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"server name too long", []string{"--server-name", strings.Repeat("n", 65)}, "server name"},
 		{"negative repo quota", []string{"--quota-repo-bytes", "-1"}, "--quota-repo-bytes (HEARTH_QUOTA_REPO_BYTES)"},
 		{"negative blob quota", []string{"--quota-blob-bytes", "-5"}, "--quota-blob-bytes (HEARTH_QUOTA_BLOB_BYTES)"},
+		{"acme email without tls-acme", []string{"--acme-email", "ops@example.com"}, "--acme-email needs --tls-acme"},
+		{"tls-acme for localhost", []string{"--tls-acme"}, "--tls-acme needs --hostname"},
+		{"tls listen", []string{"--tls-acme", "--hostname", "pds.example.com", "--tls-listen", "nope"}, "--tls-listen (HEARTH_TLS_LISTEN)"},
+		{"acme directory CA without PEM", []string{"--tls-acme", "--hostname", "pds.example.com", "--acme-directory-ca", "flags_test.go"}, "--acme-directory-ca (HEARTH_ACME_DIRECTORY_CA)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

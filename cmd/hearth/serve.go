@@ -60,7 +60,7 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
 			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedLabelNoAITrainingFlag(), feedC2PATrustListFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
-		}, append(rateLimitFlags(), serveBackupFlags()...)...),
+		}, append(append(rateLimitFlags(), serveBackupFlags()...), tlsFlags()...)...),
 		Action: runServe,
 	}
 }
@@ -71,7 +71,8 @@ type serveConfig struct {
 	listen    string
 	plcListen string
 	embedPLC  bool
-	crawlers  []string // normalized relay base URLs
+	crawlers  []string    // normalized relay base URLs
+	tls       *acmeConfig // --tls-acme (nil: off; tls.go)
 }
 
 func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
@@ -150,6 +151,11 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		}
 		sc.crawlers = append(sc.crawlers, u)
 	}
+	ac, err := readTLSFlags(cctx, c.Hostname)
+	if err != nil {
+		return nil, err
+	}
+	sc.tls = ac
 	c.PLCURL = cctx.String("plc-url")
 	sc.plcListen = cctx.String("plc-listen")
 	if c.PLCURL == "" {
@@ -241,7 +247,14 @@ func runServe(cctx *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--listen (HEARTH_LISTEN) %s: %w", sc.listen, err)
 	}
-	rt.serveHTTP("pds", ln, srv.Handler())
+	h := srv.Handler()
+	rt.serveHTTP("pds", ln, h)
+	var tlsLine string
+	if sc.tls != nil {
+		if tlsLine, err = startACME(sc.tls, sc.pds.DataDir, version, srv.CertificatePolicy, h, rt, log); err != nil {
+			return err
+		}
+	}
 	// Firehose subscribers get close frames before the HTTP servers drain.
 	rt.stream("firehose", srv.Shutdown)
 	feed, err := startServeFeed(ctx, cctx, log, sc.pds, ln.Addr(), rt)
@@ -280,6 +293,7 @@ func runServe(cctx *cli.Context) error {
 	}
 	fmt.Fprintf(out, "  handles:        *%s\n", strings.Join(sc.pds.HandleDomains, ", *"))
 	fmt.Fprintf(out, "  data dir:       %s\n", sc.pds.DataDir)
+	printTLS(out, tlsLine)
 	feed.print(out)
 	if len(sc.crawlers) > 0 {
 		fmt.Fprintf(out, "  crawlers:       %s\n", strings.Join(sc.crawlers, ", "))
