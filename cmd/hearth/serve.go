@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/datadir"
+	"github.com/hearth-social/hearth/internal/metrics"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
@@ -60,7 +61,8 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "proxy-allow-private", Usage: "let proxied requests reach loopback and private addresses (development only)", EnvVars: []string{"HEARTH_PROXY_ALLOW_PRIVATE"}},
 			&cli.StringSliceFlag{Name: "crawler", Usage: "relay URL to announce this PDS to with requestCrawl, at start-up and hourly (repeatable)", EnvVars: []string{"HEARTH_CRAWLERS"}},
 			feedListenFlag(), feedHostnameFlag(), feedAllowPrivateFlag(), feedPublishersFlag(), feedLabelNoAITrainingFlag(), feedC2PATrustListFlag(), feedFirehoseFlag("firehose the feed generator reads (default: this PDS's, on loopback)"), feedPublisherFlag(), noFeedgenFlag(),
-		}, append(append(rateLimitFlags(), serveBackupFlags()...), tlsFlags()...)...),
+			dashboardListenFlag(), dashboardAllowRemoteFlag(), dashboardSampleEveryFlag(),
+		}, append(append(append(rateLimitFlags(), serveBackupFlags()...), metricsFlags()...), tlsFlags()...)...),
 		Action: runServe,
 	}
 }
@@ -210,6 +212,10 @@ func runServe(cctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	dashAddr, err := readDashboardListen(cctx)
+	if err != nil {
+		return err
+	}
 	out := cctx.App.Writer
 	// Before anything reads or writes a secret there: the data dir is 0700, its files 0600.
 	if err := datadir.Prepare(sc.pds.DataDir, log); err != nil {
@@ -237,6 +243,9 @@ func runServe(cctx *cli.Context) error {
 		rt.serveHTTP("plc directory", ln, dir.Handler())
 	}
 
+	// One metrics registry, owned here: components register into it (--metrics-listen).
+	reg := newServeRegistry(sc.pds.DataDir)
+	sc.pds.Metrics = reg
 	srv, err := pds.New(ctx, sc.pds, log)
 	if err != nil {
 		return err
@@ -261,6 +270,9 @@ func runServe(cctx *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if feed != nil && cctx.String("feed-firehose") == "" {
+		registerIngestLag(reg, srv, feed)
+	}
 
 	// Announce the public host to relays once the PDS is listening.
 	if len(sc.crawlers) > 0 {
@@ -283,6 +295,14 @@ func runServe(cctx *cli.Context) error {
 		rt.serveHTTP("debug", dln, debugMux())
 		fmt.Fprintf(out, "  pprof:          http://%s/debug/pprof/\n", dln.Addr())
 	}
+	mln, err := listenMetrics(cctx)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		rt.serveHTTP("metrics", mln, metrics.Handler(reg))
+		fmt.Fprintf(out, "  metrics:        http://%s/metrics\n", mln.Addr())
+	}
 	fmt.Fprintf(out, "Hearth %s\n", version)
 	fmt.Fprintf(out, "  PDS:            http://%s (public URL %s, DID %s)\n", ln.Addr(), sc.pds.PublicURL, sc.pds.ServerDID())
 	fmt.Fprintf(out, "  firehose:       ws://%s/xrpc/com.atproto.sync.subscribeRepos\n", ln.Addr())
@@ -298,6 +318,9 @@ func runServe(cctx *cli.Context) error {
 	if len(sc.crawlers) > 0 {
 		fmt.Fprintf(out, "  crawlers:       %s\n", strings.Join(sc.crawlers, ", "))
 	}
+	if err := startDashboard(cctx, log, out, dashAddr, sc, dashboardDeps{srv: srv, feed: feed, metrics: reg, crawlers: sc.crawlers}, rt); err != nil {
+		return err
+	}
 	if generated {
 		fmt.Fprintf(out, "  admin password: %s (generated; kept in %s)\n", pw, filepath.Join(sc.pds.DataDir, "admin-password"))
 	}
@@ -305,6 +328,9 @@ func runServe(cctx *cli.Context) error {
 		return err
 	}
 
+	// Start-up (migrations, the lexicon catalog, key loading) leaves garbage the heap
+	// would otherwise hand back to the OS only slowly; return it now, once.
+	debug.FreeOSMemory()
 	return rt.Run(ctx)
 }
 
