@@ -10,7 +10,7 @@ import (
 func TestHearthLexicons(t *testing.T) {
 	cat, err := NewCatalog().Load()
 	require.NoError(t, err)
-	for _, ref := range []string{"social.hearth.feed.explainPost", "social.hearth.feed.explainPost#evidence", "social.hearth.admin.getModerationLog#entry"} {
+	for _, ref := range []string{"social.hearth.feed.explainPost", "social.hearth.feed.explainPost#evidence", "social.hearth.admin.getModerationLog#entry", "social.hearth.admin.getRelayStatus#relayStatus", "social.hearth.admin.requestCrawl#crawlResult"} {
 		_, err := cat.Resolve(ref)
 		require.NoError(t, err, ref)
 	}

@@ -117,6 +117,10 @@ type Config struct {
 	OAuthClientHTTP *http.Client
 	// RateLimits are the per-client request limits (ratelimit.go).
 	RateLimits RateLimits
+	// Crawlers are the relays (base URLs, crawler.NormalizeURL) this PDS announces itself
+	// to; the admin API reports how they see it and asks them to crawl again
+	// (relay_handlers.go). cmd/hearth runs the periodic announcements.
+	Crawlers []string
 	// Metrics is where the PDS and its store register their Prometheus collectors
 	// (metrics.go; `hearth serve` passes the registry it serves on --metrics-listen).
 	// nil registers into a private registry nobody scrapes.

@@ -81,6 +81,8 @@ func (s *Server) buildRoutes() map[string]route {
 		"com.atproto.admin.enableAccountInvites":  post(authAdmin, s.handleAdminEnableAccountInvites),
 		"com.atproto.admin.disableAccountInvites": post(authAdmin, s.handleAdminDisableAccountInvites),
 		moderationLogNSID:                         get(authAdmin, s.handleAdminGetModerationLog),
+		getRelayStatusNSID:                        get(authAdmin, s.handleAdminGetRelayStatus),
+		requestCrawlNSID:                          post(authAdmin, s.handleAdminRequestCrawl),
 
 		// app.bsky.actor preferences live on the PDS
 		"app.bsky.actor.getPreferences": get(authUser, s.handleGetPreferences),

@@ -79,6 +79,7 @@ func adminCommand() *cli.Command {
 			takedownCommand("restore", "lift a takedown of an account, a record or a blob", false, flags),
 			adminStatusCommand(flags),
 			adminLogCommand(flags),
+			adminRelaysCommand(flags),
 			adminAccountsCommand(flags),
 			adminEmailCommand(flags),
 			adminSendEmailCommand(flags),

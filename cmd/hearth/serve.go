@@ -153,6 +153,7 @@ func readServeConfig(cctx *cli.Context) (*serveConfig, error) {
 		}
 		sc.crawlers = append(sc.crawlers, u)
 	}
+	c.Crawlers = sc.crawlers // the admin API's relay status (pds/relay_handlers.go)
 	ac, err := readTLSFlags(cctx, c.Hostname)
 	if err != nil {
 		return nil, err
