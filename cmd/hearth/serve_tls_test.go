@@ -29,7 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pebbleVersion is the Pebble ACME test server TestServeACME runs; .ci/run installs the
+// pebbleVersion is the Pebble ACME test server these tests run; .ci/run installs the
 // same version (keep the two in step).
 const pebbleVersion = "v2.10.3"
 
@@ -40,90 +40,27 @@ const pebbleVersion = "v2.10.3"
 // certificates issued under Pebble's root, that names the policy refuses (no account,
 // a taken-down account, another domain) fail the handshake without any ACME order, that a
 // handle host stops being served when its account is taken down and comes back when it
-// is restored, that the HTTP listener redirects to https, and that the certificate
-// folder is 0700 with 0600 files.
+// is restored, that the HTTP listener redirects to https, that the certificate folder is
+// 0700 with 0600 files, and that a restarted server serves the cached certificates
+// without asking the CA again.
 func TestServeACME(t *testing.T) {
-	pebble := pebbleBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	a := newACMETest(t, true)
+	a.start(t)
 
-	port, plcPort, tlsPort, httpPort := freePort(t), freePort(t), freePort(t), freePort(t)
-	dnsAddr := startTestDNS(t)
-	peb := startPebble(ctx, t, pebble, dnsAddr, tlsPort, httpPort)
-	pebbleOut := peb.out
+	alice := a.signUp(t, "alice")
+	a.takedown(t, a.signUp(t, "carol"), true)
 
-	dataDir := t.TempDir()
-	args := []string{"hearth", "--log-level", "error", "serve", "--data-dir", dataDir, "--no-feedgen",
-		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--plc-listen", fmt.Sprintf("127.0.0.1:%d", plcPort),
-		"--admin-password", "x", "--hostname", "pds.example.com", "--handle-domains", ".example.com",
-		"--tls-acme", "--tls-listen", fmt.Sprintf("127.0.0.1:%d", tlsPort), "--tls-http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
-		"--acme-directory", peb.dir, "--acme-directory-ca", peb.caFile, "--acme-email", "ops@example.com"}
-	serveCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var out lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- newApp(&out, &out).RunContext(serveCtx, args) }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitHTTP(t, base+"/xrpc/_health", done, &out)
-	require.Contains(t, out.String(), "HTTPS:")
-
-	c := testnet.NewClient(base, "x")
-	signUp := func(name string) string {
-		r := c.Post(t, "com.atproto.server.createAccount", map[string]any{"handle": name + ".example.com", "password": "pw-" + name, "email": name + "@example.com"}, "")
-		testnet.RequireOK(t, r)
-		return r.Str("did")
-	}
-	takedown := func(did string, applied bool) {
-		testnet.RequireOK(t, c.Post(t, "com.atproto.admin.updateSubjectStatus", map[string]any{
-			"subject": map[string]any{"$type": "com.atproto.admin.defs#repoRef", "did": did}, "takedown": map[string]any{"applied": applied}}, "admin"))
-	}
-	alice := signUp("alice")
-	takedown(signUp("carol"), true)
-
-	// Pebble's root, fetched from its management interface: nothing else trusts it.
-	rootPEM := httpsGet(t, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: peb.https}}}, peb.mgmt, "/roots/0")
-	root := parsePEMCert(t, rootPEM, pebbleOut)
-	roots := x509.NewCertPool()
-	roots.AddCert(root)
-
-	tlsAddr := fmt.Sprintf("127.0.0.1:%d", tlsPort)
-	handshake := func(name string) (*tls.ConnectionState, error) {
-		hctx, hcancel := context.WithTimeout(ctx, 90*time.Second) // an order takes a few seconds
-		defer hcancel()
-		d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: roots, MinVersion: tls.VersionTLS12}}
-		conn, err := d.DialContext(hctx, "tcp", tlsAddr)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		st := conn.(*tls.Conn).ConnectionState()
-		return &st, nil
-	}
-	requireIssued := func(name string) {
-		t.Helper()
-		st, err := handshake(name)
-		require.NoError(t, err, "handshake with SNI %s\nserve:\n%s\npebble:\n%s", name, out.String(), pebbleOut.String())
-		leaf := st.PeerCertificates[0]
-		require.Equal(t, []string{name}, leaf.DNSNames)
-		require.NotEmpty(t, st.VerifiedChains)
-		chain := st.VerifiedChains[0]
-		require.GreaterOrEqual(t, len(chain), 3, "leaf, Pebble's intermediate, Pebble's root")
-		require.True(t, bytes.Equal(root.Raw, chain[len(chain)-1].Raw), "chain ends at Pebble's root")
-		require.NotEqual(t, leaf.Issuer.String(), leaf.Subject.String())
-	}
-	orders := func() int { return strings.Count(pebbleOut.String(), "Added order") }
-
-	requireIssued("pds.example.com")
-	requireIssued("alice.example.com")
-	require.Equal(t, 2, orders(), "one ACME order per name\n%s", pebbleOut.String())
+	a.requireIssued(t, "pds.example.com")
+	a.requireIssued(t, "alice.example.com")
+	require.Equal(t, 2, a.orders(), "one ACME order per name\n%s", a.peb.out.String())
 	// Validated by tls-alpn-01 on the HTTPS listener (Pebble logs each http-01 attempt).
-	require.NotContains(t, pebbleOut.String(), "Attempting to validate w/ HTTP")
+	require.NotContains(t, a.peb.out.String(), "Attempting to validate w/ HTTP")
 
 	// HTTP over the new certificates: the PDS host, and the handle host's atproto-did.
 	https := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: roots},
+		TLSClientConfig: &tls.Config{RootCAs: a.roots},
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, tlsAddr)
+			return (&net.Dialer{}).DialContext(ctx, network, a.tlsAddr)
 		},
 	}}
 	require.Contains(t, string(httpsGet(t, https, "https://pds.example.com", "/xrpc/_health")), "version")
@@ -131,23 +68,23 @@ func TestServeACME(t *testing.T) {
 
 	// Names the policy refuses get no certificate and cause no ACME order.
 	for _, name := range []string{"bob.example.com", "carol.example.com", "example.com", "www.pds.example.com", "alice.example.net", "localhost"} {
-		_, err := handshake(name)
+		_, err := a.handshake(name)
 		require.Error(t, err, "%s got a certificate", name)
 	}
-	require.Equal(t, 2, orders(), "a refused name reached the CA\n%s", pebbleOut.String())
+	require.Equal(t, 2, a.orders(), "a refused name reached the CA\n%s", a.peb.out.String())
 
 	// A taken-down account's handle host is refused even though its certificate is cached,
 	// and served again (from the cache, no new order) once the takedown is lifted.
-	takedown(alice, true)
-	_, err := handshake("alice.example.com")
+	a.takedown(t, alice, true)
+	_, err := a.handshake("alice.example.com")
 	require.Error(t, err)
-	takedown(alice, false)
-	requireIssued("alice.example.com")
-	require.Equal(t, 2, orders())
+	a.takedown(t, alice, false)
+	a.requireIssued(t, "alice.example.com")
+	require.Equal(t, 2, a.orders())
 
 	// --tls-http-listen redirects plain HTTP to https.
 	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/xrpc/_health", httpPort), nil)
+	req, err := http.NewRequestWithContext(a.ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/xrpc/_health", a.httpPort), nil)
 	require.NoError(t, err)
 	req.Host = "pds.example.com"
 	res, err := noRedirect.Do(req)
@@ -157,7 +94,7 @@ func TestServeACME(t *testing.T) {
 	require.Equal(t, "https://pds.example.com/xrpc/_health", res.Header.Get("Location"))
 
 	// The certificate folder: 0700, every file 0600, nothing for refused names.
-	cacheDir := filepath.Join(dataDir, "acme")
+	cacheDir := filepath.Join(a.dataDir, "acme")
 	info, err := os.Stat(cacheDir)
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o700), info.Mode().Perm())
@@ -176,8 +113,131 @@ func TestServeACME(t *testing.T) {
 	}))
 	require.ElementsMatch(t, []string{"acme_account+key", "pds.example.com", "alice.example.com"}, names)
 
-	stopApp(t, stop, done)
+	// After a restart the certificates come from the data dir: no new order.
+	a.stop(t)
+	a.start(t)
+	a.requireIssued(t, "pds.example.com")
+	a.requireIssued(t, "alice.example.com")
+	require.Equal(t, 2, a.orders(), "a restarted server ordered again\n%s", a.peb.out.String())
+	a.stop(t)
 }
+
+// TestServeACMEHTTP01: with --tls-http-listen, a certificate is still obtained when the
+// CA cannot complete tls-alpn-01 (here Pebble validates it on a port nobody listens on):
+// autocert falls back to http-01, which Pebble validates on Hearth's HTTP listener.
+func TestServeACMEHTTP01(t *testing.T) {
+	a := newACMETest(t, false)
+	a.start(t)
+	a.requireIssued(t, "pds.example.com")
+	require.Contains(t, a.peb.out.String(), "Attempting to validate w/ HTTP", "validated by http-01")
+	a.stop(t)
+}
+
+// acmeTest is `hearth serve --tls-acme` against a Pebble started for one test.
+type acmeTest struct {
+	ctx                              context.Context
+	peb                              *pebbleServer
+	port, plcPort, tlsPort, httpPort int
+	tlsAddr, dataDir                 string
+	roots                            *x509.CertPool // Pebble's root: what issued certificates chain to
+	root                             *x509.Certificate
+	client                           *testnet.Client
+	out                              *lockedBuffer
+	stopServe                        context.CancelFunc
+	done                             chan error
+}
+
+// newACMETest starts Pebble (validating tls-alpn-01 on Hearth's HTTPS port when alpn is
+// true, on a closed port otherwise, and http-01 on Hearth's HTTP listener).
+func newACMETest(t *testing.T, alpn bool) *acmeTest {
+	t.Helper()
+	bin := pebbleBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	a := &acmeTest{ctx: ctx, port: freePort(t), plcPort: freePort(t), tlsPort: freePort(t), httpPort: freePort(t), dataDir: t.TempDir()}
+	a.tlsAddr = fmt.Sprintf("127.0.0.1:%d", a.tlsPort)
+	validateTLS := a.tlsPort
+	if !alpn {
+		validateTLS = freePort(t)
+	}
+	a.peb = startPebble(ctx, t, bin, startTestDNS(t), validateTLS, a.httpPort)
+	// Pebble's root, fetched from its management interface: nothing else trusts it.
+	rootPEM := httpsGet(t, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: a.peb.https}}}, a.peb.mgmt, "/roots/0")
+	a.root = parsePEMCert(t, rootPEM, a.peb.out)
+	a.roots = x509.NewCertPool()
+	a.roots.AddCert(a.root)
+	return a
+}
+
+// start runs serve (bounded by the test's context) and waits until it answers.
+func (a *acmeTest) start(t *testing.T) {
+	t.Helper()
+	args := []string{"hearth", "--log-level", "error", "serve", "--data-dir", a.dataDir, "--no-feedgen",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", a.port), "--plc-listen", fmt.Sprintf("127.0.0.1:%d", a.plcPort),
+		"--admin-password", "x", "--hostname", "pds.example.com", "--handle-domains", ".example.com",
+		"--tls-acme", "--tls-listen", a.tlsAddr, "--tls-http-listen", fmt.Sprintf("127.0.0.1:%d", a.httpPort),
+		"--acme-directory", a.peb.dir, "--acme-directory-ca", a.peb.caFile, "--acme-email", "ops@example.com"}
+	ctx, stop := context.WithCancel(a.ctx)
+	a.stopServe, a.out, a.done = stop, &lockedBuffer{}, make(chan error, 1)
+	t.Cleanup(stop)
+	go func() { a.done <- newApp(a.out, a.out).RunContext(ctx, args) }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", a.port)
+	waitHTTP(t, base+"/xrpc/_health", a.done, a.out)
+	require.Contains(t, a.out.String(), "HTTPS:")
+	a.client = testnet.NewClient(base, "x")
+}
+
+func (a *acmeTest) stop(t *testing.T) {
+	t.Helper()
+	stopApp(t, a.stopServe, a.done)
+}
+
+// signUp creates NAME.example.com and returns its DID.
+func (a *acmeTest) signUp(t *testing.T, name string) string {
+	t.Helper()
+	r := a.client.Post(t, "com.atproto.server.createAccount", map[string]any{"handle": name + ".example.com", "password": "pw-" + name, "email": name + "@example.com"}, "")
+	testnet.RequireOK(t, r)
+	return r.Str("did")
+}
+
+func (a *acmeTest) takedown(t *testing.T, did string, applied bool) {
+	t.Helper()
+	testnet.RequireOK(t, a.client.Post(t, "com.atproto.admin.updateSubjectStatus", map[string]any{
+		"subject": map[string]any{"$type": "com.atproto.admin.defs#repoRef", "did": did}, "takedown": map[string]any{"applied": applied}}, "admin"))
+}
+
+// handshake makes a TLS connection to the HTTPS listener with SNI name, verifying the
+// certificate against Pebble's root only.
+func (a *acmeTest) handshake(name string) (*tls.ConnectionState, error) {
+	ctx, cancel := context.WithTimeout(a.ctx, 90*time.Second) // an order takes a few seconds
+	defer cancel()
+	d := &tls.Dialer{Config: &tls.Config{ServerName: name, RootCAs: a.roots, MinVersion: tls.VersionTLS12}}
+	conn, err := d.DialContext(ctx, "tcp", a.tlsAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	st := conn.(*tls.Conn).ConnectionState()
+	return &st, nil
+}
+
+// requireIssued checks name gets a certificate for name alone, chained to Pebble's root
+// through its intermediate.
+func (a *acmeTest) requireIssued(t *testing.T, name string) {
+	t.Helper()
+	st, err := a.handshake(name)
+	require.NoError(t, err, "handshake with SNI %s\nserve:\n%s\npebble:\n%s", name, a.out.String(), a.peb.out.String())
+	leaf := st.PeerCertificates[0]
+	require.Equal(t, []string{name}, leaf.DNSNames)
+	require.NotEmpty(t, st.VerifiedChains)
+	chain := st.VerifiedChains[0]
+	require.GreaterOrEqual(t, len(chain), 3, "leaf, Pebble's intermediate, Pebble's root")
+	require.True(t, bytes.Equal(a.root.Raw, chain[len(chain)-1].Raw), "chain ends at Pebble's root")
+	require.NotEqual(t, leaf.Issuer.String(), leaf.Subject.String())
+}
+
+// orders counts the ACME orders Pebble received.
+func (a *acmeTest) orders() int { return strings.Count(a.peb.out.String(), "Added order") }
 
 // pebbleBinary finds the pebble command (on PATH or in GOPATH/bin, where .ci/run installs
 // it), or builds pebbleVersion from the Go module proxy into a temp dir; it skips the test

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hearth-social/hearth/internal/datadir"
@@ -89,13 +91,14 @@ func readTLSFlags(cctx *cli.Context, hostname string) (*acmeConfig, error) {
 func acmeCacheDir(dataDir string) string { return filepath.Join(dataDir, "acme") }
 
 // startACME adds the HTTPS listener (and the optional HTTP one) serving h to rt. policy
-// says which names may have a certificate; it is asked both before autocert orders one
-// (HostPolicy) and on every handshake, so the handle host of an account that was taken
-// down or deleted is not served from the cache either. It returns what serve prints.
+// says which names may have a certificate: autocert asks it (HostPolicy) on every
+// handshake for a name, before its cache and before any order, so the handle host of an
+// account that was taken down or deleted is not served from the cache either. It returns
+// what serve prints.
 //
 // autocert keeps the certificates it loaded in memory and renews each 30 days before it
 // expires, on timers of its own (the Manager has no Run/Close: those timers stop with
-// the process).
+// the process; a renewal does not ask the policy again).
 func startACME(ac *acmeConfig, dataDir, version string, policy autocert.HostPolicy, h http.Handler, rt *runtime, log *slog.Logger) (string, error) {
 	dir := acmeCacheDir(dataDir)
 	if err := os.MkdirAll(dir, datadir.DirMode); err != nil {
@@ -106,10 +109,17 @@ func startACME(ac *acmeConfig, dataDir, version string, policy autocert.HostPoli
 		transport.TLSClientConfig = &tls.Config{RootCAs: ac.directoryRoots, MinVersion: tls.VersionTLS12}
 	}
 	m := &autocert.Manager{
-		Prompt:     autocert.AcceptTOS,
-		Cache:      autocert.DirCache(dir),
-		HostPolicy: policy,
-		Email:      ac.email,
+		Prompt: autocert.AcceptTOS,
+		Cache:  autocert.DirCache(dir),
+		HostPolicy: func(ctx context.Context, host string) error {
+			// An http-01 request's Host header reaches the policy as it came, with the
+			// port when it is not 80.
+			if name, _, err := net.SplitHostPort(host); err == nil {
+				host = name
+			}
+			return policy(ctx, host)
+		},
+		Email: ac.email,
 		Client: &acme.Client{
 			DirectoryURL: ac.directory,
 			UserAgent:    "hearth/" + version,
@@ -118,19 +128,6 @@ func startACME(ac *acmeConfig, dataDir, version string, policy autocert.HostPoli
 	}
 	tc := m.TLSConfig()
 	tc.MinVersion = tls.VersionTLS12
-	tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		// A tls-alpn-01 validation connection asks for the challenge certificate of a name
-		// autocert is ordering, which the policy allowed before the order.
-		if !(len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto) {
-			ctx, cancel := context.WithTimeout(hello.Context(), 10*time.Second)
-			err := policy(ctx, hello.ServerName)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("no certificate for %q: %w", hello.ServerName, err)
-			}
-		}
-		return m.GetCertificate(hello)
-	}
 	ln, err := net.Listen("tcp", ac.listen)
 	if err != nil {
 		return "", fmt.Errorf("--tls-listen (HEARTH_TLS_LISTEN) %s: %w", ac.listen, err)
@@ -145,12 +142,29 @@ func startACME(ac *acmeConfig, dataDir, version string, policy autocert.HostPoli
 		out += fmt.Sprintf("; http://%s redirects there", hln.Addr())
 	}
 	rt.serveHTTP("pds https", tls.NewListener(ln, tc), h)
+	rt.servers[len(rt.servers)-1].srv.ErrorLog = stdlog.New(httpsErrorLog{log.With("component", "https")}, "", 0)
 	if hln != nil {
 		// http-01 challenges, and a redirect to https for everything else.
 		rt.serveHTTP("acme http", hln, m.HTTPHandler(nil))
 	}
 	log.Info("built-in HTTPS", "listen", ln.Addr().String(), "acme_directory", ac.directory, "cache", dir)
 	return out, nil
+}
+
+// httpsErrorLog takes the HTTPS server's own log lines into slog. Failed handshakes are
+// routine on a public port (scanners, names the policy refuses, old clients) and go to
+// debug, except when obtaining a certificate failed (autocert's errors), which an
+// operator needs to see; anything else is a warning.
+type httpsErrorLog struct{ log *slog.Logger }
+
+func (l httpsErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http: TLS handshake error") && !strings.Contains(msg, "acme/autocert") {
+		l.log.Debug(msg)
+	} else {
+		l.log.Warn(msg)
+	}
+	return len(p), nil
 }
 
 // printTLS writes serve's HTTPS line (nothing without --tls-acme).
