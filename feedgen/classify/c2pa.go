@@ -151,9 +151,6 @@ func claimGenerators(claim any) []string {
 	return out
 }
 
-// c2paEvidence turns one JUMBF part into evidence without an asset or a
-// trust list (every manifest is then at best unverifiable).
-func c2paEvidence(p Part) []Evidence { return c2paEvidenceFor(p, nil, MediaOptions{}) }
 
 // c2paEvidenceFor turns one JUMBF part of asset into evidence, validating
 // each manifest's signature (c2pa_verify.go). A digitalCapture claim

@@ -149,3 +149,10 @@ func superbox(tag, label string, children ...[]byte) []byte {
 	}
 	return box("jumb", p)
 }
+
+// MediaEvidence is MediaEvidenceWith without a trust list, at the current time.
+func MediaEvidence(m Media) []Evidence { return MediaEvidenceWith(m, MediaOptions{}) }
+
+// c2paEvidence turns one JUMBF part into evidence without an asset (so no hard
+// binding can be checked) and without a trust list.
+func c2paEvidence(p Part) []Evidence { return c2paEvidenceFor(p, nil, MediaOptions{}) }

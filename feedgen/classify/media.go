@@ -74,15 +74,11 @@ func BlobCID(b []byte) string {
 	return "b" + enc.EncodeToString(raw)
 }
 
-// MediaEvidence returns all evidence found in one blob; locators start with
-// "blob:<cid>" (computed from the bytes when m.CID is empty). The result
-// depends only on the bytes and the CID, so callers may cache it by CID.
-func MediaEvidence(m Media) []Evidence { return MediaEvidenceWith(m, MediaOptions{}) }
-
-// MediaEvidenceWith is MediaEvidence with options: the C2PA trust list and
-// the validation time. The result depends on the bytes, the CID, the trust
-// list (see TrustList.Fingerprint) and, through certificate validity
-// periods, the time.
+// MediaEvidenceWith returns all evidence found in one blob; locators start
+// with "blob:<cid>" (computed from the bytes when m.CID is empty). The options
+// give the C2PA trust list and the validation time. The result depends on the
+// bytes, the CID, the trust list (see TrustList.Fingerprint) and, through
+// certificate validity periods, the time.
 func MediaEvidenceWith(m Media, opt MediaOptions) []Evidence {
 	prefix := "blob:" + m.CID
 	if m.CID == "" {
