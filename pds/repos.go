@@ -52,6 +52,14 @@ type repoState struct {
 	counted int // size as last added to repos.keys
 }
 
+// Bounds of the tree cache: a cached record costs about 250 bytes of MST nodes, so
+// 40,000 records is about 10 MB; an evicted tree is rebuilt from its records on the
+// account's next write (tens of milliseconds for 10,000 records).
+const (
+	cachedRepos    = 512
+	cachedRepoKeys = 40_000
+)
+
 func newRepos(st *store.Store, log *slog.Logger, lex *lexicons.Catalog, maxCached, maxKeys int) *repos {
 	return &repos{store: st, log: log, lex: lex, states: map[string]*list.Element{}, lru: list.New(), max: maxCached, maxKeys: maxKeys}
 }

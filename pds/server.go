@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		store:    st,
-		repos:    newRepos(st, log.With("component", "repos"), lex, 512, 150_000),
+		repos:    newRepos(st, log.With("component", "repos"), lex, cachedRepos, cachedRepoKeys),
 		plc:      &plc.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
 		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
 		lex:      lex,

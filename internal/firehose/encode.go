@@ -22,7 +22,17 @@ func EncodeMessage(t string, body cbg.CBORMarshaler) ([]byte, error) {
 	if err := body.MarshalCBOR(&buf); err != nil {
 		return nil, fmt.Errorf("encoding %s body: %w", t, err)
 	}
-	return buf.Bytes(), nil
+	return compact(buf.Bytes()), nil
+}
+
+// compact returns b in a slice of its own length when the buffer's doubling left much
+// spare capacity: frames are kept in memory (the sequencer's ring, the store's window of
+// recent events), and the spare half of each buffer was half of that memory.
+func compact(b []byte) []byte {
+	if cap(b)-len(b) <= len(b)/8 {
+		return b
+	}
+	return bytes.Clone(b)
 }
 
 // EncodeError encodes an error frame: {op: -1} then {error, message}.

@@ -42,7 +42,7 @@ type Options struct {
 	// Readers is the size of the read pool (default 2*GOMAXPROCS, at least 4).
 	Readers int
 	// CacheKiB is the page cache of the writer connection in KiB (default 4096); each
-	// reader gets a quarter of it (readers share the OS page cache anyway).
+	// reader gets an eighth of it (readers share the OS page cache anyway).
 	CacheKiB int
 	// BackgroundCheckpoint turns off SQLite's automatic checkpoints on the writer (which
 	// run inside a committing transaction) and opens DB.Checkpointer, a separate
@@ -91,7 +91,7 @@ func dsnCache(file string, opts Options, readOnly bool, cacheKiB int) string {
 		cache = 4096
 	}
 	if readOnly {
-		cache /= 4
+		cache /= 8
 	}
 	if cacheKiB > 0 {
 		cache = cacheKiB

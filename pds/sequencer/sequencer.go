@@ -55,7 +55,7 @@ type Config struct {
 	MaxLag int
 	// BufferSize is how many recent frames are kept in memory (default 4096).
 	BufferSize int
-	// BufferBytes caps the bytes of the frames kept in memory (default 32 MiB): with
+	// BufferBytes caps the bytes of the frames kept in memory (default 8 MiB): with
 	// commits of up to megabytes each, BufferSize alone could pin gigabytes. The oldest
 	// frames are dropped first; subscribers behind them replay from the Source.
 	BufferBytes int64
@@ -74,7 +74,7 @@ type Config struct {
 const (
 	DefaultRetention   = 72 * time.Hour
 	DefaultBufferSize  = 4096
-	DefaultBufferBytes = 32 << 20
+	DefaultBufferBytes = 8 << 20
 	DefaultPageSize    = 500
 	DefaultPageBytes   = 4 << 20
 )

@@ -10,8 +10,10 @@ import "sort"
 // database, and an account deletion takes the account's events out of both.
 
 const (
-	recentMaxEvents = 4096
-	recentMaxBytes  = 16 << 20
+	// The sequencer's tail reads each batch back just after it is durable, so the
+	// window only needs to span a few batches; older events are in the sequencer's ring.
+	recentMaxEvents = 1024
+	recentMaxBytes  = 4 << 20
 )
 
 type recentEvent struct {
