@@ -151,7 +151,6 @@ func claimGenerators(claim any) []string {
 	return out
 }
 
-
 // c2paEvidenceFor turns one JUMBF part of asset into evidence, validating
 // each manifest's signature (c2pa_verify.go). A digitalCapture claim
 // counts only from a manifest that is not invalid, and more from a valid
