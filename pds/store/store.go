@@ -296,9 +296,9 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 	} else {
 		s.metrics.committed(len(jobs), begun)
 	}
-	for i, j := range jobs {
-		j.done <- results[i]
-	}
+	// Published before the jobs hear they are done: a writer that reads the log right
+	// after its Write returns must find its events (the window would otherwise still
+	// claim the old durable seq and answer "nothing new").
 	if s.lastSeq > startSeq || len(s.recent.purged) > 0 || s.recent.pruned > 0 {
 		s.notifyMu.Lock()
 		s.recent.publish(s.lastSeq)
@@ -307,6 +307,9 @@ func (s *Store) tryBatch(jobs []*job) (int, error) {
 			s.notify = make(chan struct{})
 		}
 		s.notifyMu.Unlock()
+	}
+	for i, j := range jobs {
+		j.done <- results[i]
 	}
 	return -1, nil
 }
