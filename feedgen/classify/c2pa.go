@@ -177,6 +177,9 @@ func c2paEvidenceFor(p Part, asset []byte, opt MediaOptions) []Evidence {
 			sig = verifyManifest(m.box, nil, false, opt)
 		}
 		out = append(out, infoEvidence("c2pa.signature", loc+"/c2pa.signature", sig.String()))
+		if sig.TimeStamp != "" {
+			out = append(out, infoEvidence("c2pa.timestamp", loc+"/c2pa.signature/sigTst", sig.TimeStamp))
+		}
 		out = append(out, infoEvidence("c2pa.manifest", loc,
 			role+" manifest, signature "+string(sig.Status)+"; claim_generator: "+strings.Join(m.Generators, ", ")))
 		hasDST := false

@@ -7,12 +7,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -28,27 +25,32 @@ import (
 // payload is the claim's CBOR; the signer's certificate chain comes from
 // the x5chain header (label 33) and is verified with crypto/x509 against a
 // trust list the operator supplies; the certificate must be valid at the
-// signing time; every assertion the claim lists must hash to the value the
-// claim signed; and the active manifest's hard binding (c2pa.hash.data:
-// the asset's bytes minus the exclusion ranges) must match the asset.
+// signing time, which is the genTime of a verified and trusted RFC 3161
+// time-stamp (c2pa_timestamp.go) or else the validation time; every
+// assertion the claim lists must hash to the value the claim signed; and
+// the active manifest's hard binding (c2pa.hash.data: the asset's bytes
+// minus the exclusion ranges) must match the asset.
 //
 // The outcome is one of three statuses:
 //
 //   - valid: all of the above hold and the chain ends at a trust anchor.
 //   - invalid: the signature, an assertion hash or the asset hash does not
-//     match, the certificate had expired (or was not yet valid) with no
-//     time-stamp to say when it signed, or the signature structure is
-//     broken. A manifest whose signature or binding fails never counts as
-//     a human-capture claim.
+//     match, the signature structure is broken, or the certificate was not
+//     valid when it signed: outside its validity at a trusted time-stamp's
+//     genTime, or at validation with no time-stamp or one that was refused
+//     (a time-stamp's own failure is informational in C2PA, so the
+//     certificate then counts as expired). A manifest whose signature or
+//     binding fails never counts as a human-capture claim.
 //   - unverifiable: nothing failed, but trust cannot be established: no
 //     trust list is configured, the issuer is not on it, the algorithm or
 //     the hard-binding kind (c2pa.hash.boxes, c2pa.hash.bmff) is not
-//     checked here, or the certificate expired and only an RFC 3161
-//     time-stamp (not verified here) could say when it signed.
+//     checked here, or the certificate expired and its time-stamp verifies
+//     but its TSA is not trusted (or the token cannot be checked here).
 //
-// Not done (each makes a result unverifiable rather than valid, never the
-// reverse): RFC 3161 time-stamp tokens, OCSP/CRL revocation, the C2PA
-// extended-key-usage profile, and box/BMFF hard bindings.
+// What the time-stamp check found is reported as its own evidence
+// (c2pa.timestamp). Not done (each makes a result unverifiable rather
+// than valid, never the reverse): OCSP/CRL revocation, the C2PA
+// extended-key-usage profile for signers, and box/BMFF hard bindings.
 
 // SigStatus is the outcome of validating one manifest.
 type SigStatus string
@@ -65,6 +67,9 @@ type sigResult struct {
 	Status SigStatus
 	Reason string
 	Signer string
+	// TimeStamp says what the claim signature's RFC 3161 time-stamp
+	// check found ("" without one); reported as its own evidence.
+	TimeStamp string
 }
 
 func (r sigResult) String() string {
@@ -76,86 +81,6 @@ func (r sigResult) String() string {
 		s += "; signer " + r.Signer
 	}
 	return s
-}
-
-// TrustList is a set of trust anchors for C2PA signing certificates. None
-// ships with Hearth: the C2PA trust list and the Content Authenticity
-// Initiative's list are public, and an operator who wants "valid"
-// verdicts downloads the one they trust as PEM and points the feed
-// generator at it (hearth serve/feed --c2pa-trust-list FILE). A TrustList
-// is immutable once built.
-type TrustList struct {
-	pool *x509.CertPool
-	n    int
-	fp   string
-}
-
-// maxTrustListBytes bounds a trust list file.
-const maxTrustListBytes = 8 << 20
-
-// ParseTrustList reads PEM "CERTIFICATE" blocks. Other block types are
-// skipped; a list without any certificate, or with one that does not
-// parse, is an error.
-func ParseTrustList(b []byte) (*TrustList, error) {
-	if len(b) > maxTrustListBytes {
-		return nil, fmt.Errorf("trust list: %d bytes: %w", len(b), ErrLimit)
-	}
-	t := &TrustList{pool: x509.NewCertPool()}
-	var ders []string
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("trust list: certificate %d: %w", t.n+1, err)
-		}
-		t.pool.AddCert(c)
-		t.n++
-		ders = append(ders, string(blk.Bytes))
-	}
-	if t.n == 0 {
-		return nil, fmt.Errorf("trust list: no PEM CERTIFICATE blocks: %w", ErrMalformed)
-	}
-	sort.Strings(ders)
-	h := sha256.New()
-	for _, d := range ders {
-		h.Write([]byte(d))
-	}
-	t.fp = hex.EncodeToString(h.Sum(nil))[:16]
-	return t, nil
-}
-
-// LoadTrustList reads a PEM trust list file.
-func LoadTrustList(path string) (*TrustList, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("trust list: %w", err)
-	}
-	return ParseTrustList(b)
-}
-
-// Len is the number of trust anchors.
-func (t *TrustList) Len() int {
-	if t == nil {
-		return 0
-	}
-	return t.n
-}
-
-// Fingerprint identifies the list's content (for cache keys): the first
-// 16 hex digits of a SHA-256 over the sorted DER certificates, or "" for
-// a nil list.
-func (t *TrustList) Fingerprint() string {
-	if t == nil {
-		return ""
-	}
-	return t.fp
 }
 
 // MediaOptions configure media evidence.
@@ -266,15 +191,38 @@ func verifyManifest(mb *jumbfBox, asset []byte, active bool, opt MediaOptions) s
 			unverifiable = append(unverifiable, reason)
 		}
 	}
-	now := opt.now()
-	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		what := fmt.Sprintf("certificate valid %s to %s", leaf.NotBefore.UTC().Format(time.DateOnly), leaf.NotAfter.UTC().Format(time.DateOnly))
-		if !hasTimestamp(msg) {
-			res.Status, res.Reason = SigInvalid, what+", outside it at validation and no time-stamp says when it signed"
+	// The signer's certificate is judged at the time-stamp's genTime when a
+	// trusted time-stamp says when it signed, else at the validation time.
+	ts := checkTimestamp(msg, claimRaw, opt.Trust)
+	res.TimeStamp = ts.Reason
+	at, when := opt.now(), "at validation"
+	if ts.State == tstTrusted {
+		at, when = ts.GenTime, "at its time-stamp "+ts.GenTime.Format(time.DateOnly)
+	}
+	if at.Before(leaf.NotBefore) || at.After(leaf.NotAfter) {
+		what := fmt.Sprintf("certificate valid %s to %s, outside it %s", leaf.NotBefore.UTC().Format(time.DateOnly), leaf.NotAfter.UTC().Format(time.DateOnly), when)
+		switch ts.State {
+		case tstNone:
+			res.Status, res.Reason = SigInvalid, what+" and no time-stamp says when it signed"
+		case tstRefused:
+			// A failed time-stamp is informational in C2PA (timeStamp.mismatch,
+			// .malformed): it is ignored, and the certificate has expired.
+			res.Status, res.Reason = SigInvalid, what+"; time-stamp refused"
+		case tstTrusted:
+			res.Status, res.Reason = SigInvalid, what
+		case tstUntrusted:
+			res.Status, res.Reason = SigUnverifiable, what+"; time-stamp's TSA not trusted"
+		default:
+			res.Status, res.Reason = SigUnverifiable, what+"; time-stamp not checkable here"
+		}
+		if res.Status == SigInvalid || len(unverifiable) == 0 {
 			return res
 		}
-		unverifiable = append(unverifiable, what+"; signing time only in an RFC 3161 time-stamp, not verified here")
-	} else if reason := checkChain(chain, opt.Trust, now); reason != "" {
+		// Say the hard binding was not checked either.
+		res.Reason = strings.Join(append(unverifiable, res.Reason), "; ")
+		return res
+	}
+	if reason := checkChain(chain, opt.Trust, at); reason != "" {
 		unverifiable = append(unverifiable, reason)
 	}
 	if len(unverifiable) > 0 {
@@ -282,6 +230,9 @@ func verifyManifest(mb *jumbfBox, asset []byte, active bool, opt MediaOptions) s
 		return res
 	}
 	res.Status = SigValid
+	if ts.State == tstTrusted {
+		res.Reason = "signer checked at its time-stamp " + ts.GenTime.Format(time.DateOnly)
+	}
 	return res
 }
 
@@ -372,17 +323,6 @@ func publicKey(c *x509.Certificate) (any, error) {
 		return nil, fmt.Errorf("signer RSA-PSS key: %v", err)
 	}
 	return k, nil
-}
-
-func hasTimestamp(msg *cose.Sign1Message) bool {
-	for _, h := range []map[any]any{msg.Headers.Protected, msg.Headers.Unprotected} {
-		for _, k := range []any{"sigTst", "sigTst2"} {
-			if _, ok := h[k]; ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // checkChain verifies the chain to the trust list at time now. It returns

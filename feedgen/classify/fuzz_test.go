@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veraison/go-cose"
 )
 
 // Fuzz targets, one per parser, seeded with the corpus fixtures. They
@@ -142,10 +144,16 @@ func FuzzC2PAVerify(f *testing.F) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	root := newCert(f, "Fuzz Root", nil, true, now.Add(-time.Hour), now.Add(time.Hour))
 	leaf := newCert(f, "Fuzz Signer", root, false, now.Add(-time.Hour), now.Add(time.Hour))
-	trust := trustOf(f, root)
+	// The TSA certificate also covers the real clock (the token's CMS
+	// signing time).
+	tsaRoot := newCert(f, "Fuzz TSA Root", nil, true, now.Add(-time.Hour), now.Add(5*365*24*time.Hour))
+	tsa := newTestTSA(f, "Fuzz TSA", tsaRoot, now.Add(-time.Hour), now.Add(5*365*24*time.Hour))
+	trust := trustOf(f, root, tsaRoot)
 	for _, o := range []signOpts{
 		{signer: leaf, dst: "digitalCapture"},
-		{signer: leaf, chain: []*testCA{root}, dst: "trainedAlgorithmicMedia", timestamped: true},
+		{signer: leaf, chain: []*testCA{root}, dst: "trainedAlgorithmicMedia", sigTst: func(msg *cose.Sign1Message, claim []byte) (string, []byte) {
+			return "sigTst2", tsa.token(f, counterSigned(f, msg, claim, true), now)
+		}},
 		{signer: leaf, dst: "digitalCapture", corruptSig: true},
 		{signer: leaf, dst: "trainedAlgorithmicMedia", swapDST: "digitalCapture"},
 	} {
