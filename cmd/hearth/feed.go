@@ -48,7 +48,7 @@ func feedLabelNoAITrainingFlag() cli.Flag {
 }
 
 func feedC2PATrustListFlag() cli.Flag {
-	return &cli.StringFlag{Name: "c2pa-trust-list", Usage: "PEM file of C2PA trust anchors (e.g. the C2PA or Content Authenticity trust list, downloaded by the operator); without it C2PA signatures are checked but no signer is trusted, so intact manifests are reported unverifiable", EnvVars: []string{"HEARTH_C2PA_TRUST_LIST"}}
+	return &cli.StringFlag{Name: "c2pa-trust-list", Usage: "PEM file of C2PA trust anchors (e.g. the C2PA or Content Authenticity trust list, downloaded by the operator), signing and time-stamping (TSA) roots in one file; without it C2PA signatures are checked but no signer is trusted, so intact manifests are reported unverifiable", EnvVars: []string{"HEARTH_C2PA_TRUST_LIST"}}
 }
 
 // loadTrustList reads --c2pa-trust-list; nil when it is unset.

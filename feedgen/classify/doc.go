@@ -85,10 +85,17 @@
 //   - C2PA manifests are validated (c2pa_verify.go): the COSE_Sign1 claim
 //     signature (go-cose), the x5chain certificate chain against an
 //     operator-supplied TrustList (crypto/x509; none ships), certificate
-//     validity at validation time, every assertion hash the claim lists,
+//     validity at the signing time, every assertion hash the claim lists,
 //     and the active manifest's c2pa.hash.data binding to the asset. The
-//     "c2pa.signature" evidence says valid, invalid or unverifiable and
-//     why. An AI claim counts whatever the status (nobody gains by falsely
+//     signing time is the genTime of the RFC 3161 time-stamp in the
+//     sigTst/sigTst2 header (c2pa_timestamp.go, digitorus/timestamp) when
+//     its imprint covers the signature, its TSA signature verifies and the
+//     TSA chains to the TrustList, which holds TSA roots too; else the
+//     validation time. The "c2pa.signature" evidence says valid, invalid
+//     or unverifiable and why, and "c2pa.timestamp" what the time-stamp
+//     check found. A failed time-stamp is ignored (informational in
+//     C2PA), so an expired signer with one is invalid; with an untrusted
+//     TSA it is unverifiable. An AI claim counts whatever the status (nobody gains by falsely
 //     declaring AI); a digitalCapture claim is weak when unverifiable,
 //     doubled when valid, and never counted from an invalid manifest. An
 //     AI source type in an earlier (ingredient) manifest makes the asset
