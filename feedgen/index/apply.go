@@ -49,9 +49,14 @@ func (ix *Index) Apply(ctx context.Context, service string, events []Event) (Sta
 			return Stats{}, fmt.Errorf("feed index: cursor: %w", err)
 		}
 	}
+	// The memory index follows commits in their order (following.go).
+	ix.follow.applyMu.Lock()
 	if err := tx.Commit(); err != nil {
+		ix.follow.applyMu.Unlock()
 		return Stats{}, fmt.Errorf("feed index: commit: %w", err)
 	}
+	ix.follow.apply(t.mem)
+	ix.follow.applyMu.Unlock()
 	st.Classified = t.classified
 	ix.changes.broadcast()
 	if len(t.missed) > 0 {
@@ -68,10 +73,12 @@ type txn struct {
 	missed []string
 	// classified counts the posts classified inline (inline_verdict.go).
 	classified int
-	ctx        context.Context
-	tx         *sql.Tx
-	now        string
-	stmts      map[string]*sql.Stmt
+	// mem are the changes to the memory index, applied after the commit.
+	mem   []memOp
+	ctx   context.Context
+	tx    *sql.Tx
+	now   string
+	stmts map[string]*sql.Stmt
 }
 
 func (t *txn) stmt(q string) (*sql.Stmt, error) {
@@ -203,6 +210,7 @@ func (t *txn) op(did string, hidden bool, op *Op) error {
 		}
 		return t.putInteraction(table, counter, uri, op.CID, did, subject, subjectCID, createdAt)
 	case CollectionFollow:
+		t.mem = append(t.mem, memOp{kind: memFollowed, author: did})
 		if op.Action == ActionDelete {
 			_, err := t.exec(`DELETE FROM follows WHERE uri = ?`, uri)
 			return err
@@ -278,6 +286,7 @@ func (t *txn) putPost(did, uri, rkey, cid string, p *Post, hidden bool) error {
 		return err
 	}
 	if inserted {
+		t.mem = append(t.mem, memOp{kind: memPost, author: did, seq: seq, hidden: hidden})
 		if err := t.bump("reply_count", p.ReplyParent, +1); err != nil {
 			return err
 		}
@@ -323,10 +332,13 @@ func (t *txn) putPost(did, uri, rkey, cid string, p *Post, hidden bool) error {
 
 func (t *txn) deletePost(uri string) error {
 	var parent sql.NullString
-	found, err := t.queryRow(`DELETE FROM posts WHERE uri = ? RETURNING reply_parent`, []any{uri}, &parent)
+	var seq int64
+	var author string
+	found, err := t.queryRow(`DELETE FROM posts WHERE uri = ? RETURNING reply_parent, seq, author`, []any{uri}, &parent, &seq, &author)
 	if err != nil || !found {
 		return err
 	}
+	t.mem = append(t.mem, memOp{kind: memDelete, author: author, seq: seq})
 	return t.bump("reply_count", parent.String, -1)
 }
 
@@ -397,11 +409,14 @@ func (t *txn) account(a *Account) error {
 	}
 	switch {
 	case a.Active:
+		t.mem = append(t.mem, memOp{kind: memHidden, author: a.DID, hidden: false})
 		_, err := t.exec(`UPDATE posts SET hidden = 0 WHERE author = ? AND hidden = 1`, a.DID)
 		return err
 	case status == StatusDeleted:
+		t.mem = append(t.mem, memOp{kind: memDrop, author: a.DID}, memOp{kind: memFollowed, author: a.DID})
 		return t.dropAccount(a.DID)
 	default:
+		t.mem = append(t.mem, memOp{kind: memHidden, author: a.DID, hidden: true})
 		_, err := t.exec(`UPDATE posts SET hidden = 1 WHERE author = ? AND hidden = 0`, a.DID)
 		return err
 	}

@@ -58,8 +58,10 @@ type Index struct {
 	db *sqlitedb.DB
 	// now is the clock used for indexed_at; tests replace it.
 	now func() time.Time
-	// followWindow is the first slice of the sequence FollowingPosts searches.
-	followWindow int64
+	// follow is the following feed's memory index (following.go).
+	follow *followIndex
+	// lessViewers holds the viewers who have asked to see less (interactions.go).
+	lessViewers sync.Map
 	// changes wakes the classification worker after each Apply (see Changed).
 	changes notifier
 	// writeStmts are Apply's statements, prepared once on the write connection and
@@ -123,7 +125,16 @@ func Open(ctx context.Context, path string, opts Options) (*Index, error) {
 		db.Close()
 		return nil, fmt.Errorf("feed index: %w", err)
 	}
-	return &Index{db: db, now: time.Now, followWindow: 20_000, classifyText: opts.ClassifyText}, nil
+	ix := &Index{db: db, now: time.Now, classifyText: opts.ClassifyText}
+	if ix.follow, err = loadFollowIndex(ctx, ix); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := ix.loadLessViewers(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return ix, nil
 }
 
 // Close closes the database.

@@ -27,50 +27,26 @@ func (ix *Index) RecentPosts(ctx context.Context, before int64, limit int) ([]Fe
 	return ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq WHERE hidden = 0 AND seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
 }
 
-// followFanoutLimit is the number of follows up to which FollowingPosts looks posts up
-// through the (author, seq) index, one range per followed author; above it, one scan
-// down the sequence filtered by the follow set is cheaper.
-const followFanoutLimit = 150
-
 // FollowingPosts returns visible posts with seq < before by accounts viewer follows,
-// newest first.
+// newest first. The candidates come from the memory index (following.go), and are read
+// back from the posts table, which drops any deleted or hidden since.
 func (ix *Index) FollowingPosts(ctx context.Context, viewer string, before int64, limit int) ([]FeedPost, error) {
-	lo, hi := RepoRange(viewer, CollectionFollow)
-	var follows int
-	if err := ix.db.Read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM follows WHERE uri >= ? AND uri < ? LIMIT ?)`, lo, hi, followFanoutLimit+1).Scan(&follows); err != nil {
-		return nil, fmt.Errorf("feed index: follows: %w", err)
-	}
-	switch {
-	case follows == 0:
-		return []FeedPost{}, nil
-	case follows > followFanoutLimit:
-		// Down the visible posts by seq (not the author index), filtered by the follow set.
-		return ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq
-			WHERE hidden = 0 AND seq < ? AND author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?)
-			ORDER BY seq DESC LIMIT ?`, before, lo, hi, limit)
-	}
-	// Through the author index, SQLite reads every matching post below the cursor and
-	// sorts them: cheap for a few hundred posts, not for followed accounts with years
-	// of history. So look in a window of the sequence just below the cursor, and widen
-	// it (downwards, never re-reading) until the page is full or the start is reached.
-	// The posts of a window all come before anything older, so the page is exact.
-	top := before
-	var maxSeq sql.NullInt64
-	if err := ix.db.Read.QueryRowContext(ctx, `SELECT max(seq) FROM posts`).Scan(&maxSeq); err != nil {
+	set, err := ix.follow.followSet(ctx, ix, viewer)
+	if err != nil {
 		return nil, err
 	}
-	top = min(top, maxSeq.Int64+1)
 	out := []FeedPost{}
-	for window := ix.followWindow; top > 1 && len(out) < limit; window *= 8 {
-		floor := max(top-window, 0)
-		page, err := ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_author_seq
-			WHERE author IN (SELECT subject FROM follows WHERE uri >= ? AND uri < ?) AND seq < ? AND seq >= ? AND hidden = 0
-			ORDER BY seq DESC LIMIT ?`, lo, hi, top, floor, limit-len(out))
+	for len(out) < limit {
+		seqs := ix.follow.next(set, before, limit-len(out))
+		if len(seqs) == 0 {
+			break
+		}
+		page, err := ix.visiblePosts(ctx, seqs)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, page...)
-		top = floor
+		before = seqs[len(seqs)-1]
 	}
 	return out, nil
 }
