@@ -42,11 +42,42 @@ func (ix *Index) PutInteractions(ctx context.Context, viewer string, items []Int
 			return fmt.Errorf("interactions: %w", err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.Event == InteractionRequestLess {
+			ix.lessViewers.Store(viewer, true)
+			break
+		}
+	}
+	return nil
+}
+
+// loadLessViewers notes the viewers who ever asked to see less (Open), so that SeeLess
+// asks SQLite only about them: it runs for every authenticated feed page, and most
+// requesters never send a "see less".
+func (ix *Index) loadLessViewers(ctx context.Context) error {
+	rows, err := ix.db.Read.QueryContext(ctx, `SELECT DISTINCT viewer FROM interactions WHERE event = ?`, InteractionRequestLess)
+	if err != nil {
+		return fmt.Errorf("feed index: interactions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		ix.lessViewers.Store(v, true)
+	}
+	return rows.Err()
 }
 
 // SeeLess returns the authors viewer asked to see less of within the last 30 days.
 func (ix *Index) SeeLess(ctx context.Context, viewer string, now time.Time) (map[string]bool, error) {
+	if _, ok := ix.lessViewers.Load(viewer); !ok {
+		return map[string]bool{}, nil
+	}
 	rows, err := ix.db.Read.QueryContext(ctx, `SELECT DISTINCT author FROM interactions WHERE viewer = ? AND event = ? AND at >= ? AND author != ''`,
 		viewer, InteractionRequestLess, now.Add(-lessWindow).UTC().Format(time.RFC3339Nano))
 	if err != nil {
