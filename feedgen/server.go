@@ -59,6 +59,9 @@ type Service struct {
 	ingest *ingest.Ingester
 	dir    identity.Directory
 	feeds  *rank.Registry
+	// byURI maps the configured publisher's feed URIs to their algorithms, so that a
+	// page for one of them needs no AT-URI parse (regexps, ~25 µs).
+	byURI  map[string]rank.Algorithm
 	auth   *requesterAuth
 	lab    *labeler.Labeler
 	worker *worker
@@ -106,6 +109,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		worker: newWorker(cfg.Classify, idx, fetch, lab, wlog),
 	}
 	svc.worker.verdicts = fm
+	svc.byURI = map[string]rank.Algorithm{}
+	for _, n := range svc.feeds.Names() {
+		svc.byURI[cfg.FeedURI(n)], _ = svc.feeds.Get(n)
+	}
 	return svc, nil
 }
 
@@ -177,7 +184,9 @@ func (s *Service) wrap(h func(w http.ResponseWriter, r *http.Request) error) htt
 		if err != nil {
 			xrpc.WriteError(w, r, s.log, err)
 		}
-		s.log.Debug("feed request", "path", r.URL.Path, "err", err, "took", time.Since(began))
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("feed request", "path", r.URL.Path, "err", err, "took", time.Since(began))
+		}
 	}
 }
 
@@ -205,10 +214,6 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 	if feedParam == "" {
 		return xrpc.InvalidRequest("feed is required")
 	}
-	feed, err := syntax.ParseATURI(feedParam)
-	if err != nil {
-		return xrpc.InvalidRequest("feed must be an AT-URI: %v", err)
-	}
 	limit := defaultLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -217,9 +222,15 @@ func (s *Service) handleGetFeedSkeleton(w http.ResponseWriter, r *http.Request) 
 		}
 		limit = min(max(n, 1), maxLimit)
 	}
-	algo, ok, err := s.lookupFeed(r.Context(), feed)
-	if err != nil {
-		return err
+	algo, ok := s.byURI[feedParam]
+	if !ok {
+		feed, err := syntax.ParseATURI(feedParam)
+		if err != nil {
+			return xrpc.InvalidRequest("feed must be an AT-URI: %v", err)
+		}
+		if algo, ok, err = s.lookupFeed(r.Context(), feed); err != nil {
+			return err
+		}
 	}
 	if !ok {
 		return xrpc.Errorf(http.StatusBadRequest, "UnknownFeed", "unknown feed %s", feedParam)
