@@ -3,6 +3,7 @@ package classify
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"time"
@@ -128,18 +129,25 @@ func tstImprintData(msg *cose.Sign1Message, claim []byte, v2 bool) ([]byte, erro
 }
 
 // parseToken reads a token stored as a TimeStampResp (v1's form) or as a
-// bare TimeStampToken (v2's). The library verifies the CMS signature with
-// the TSA certificate the token carries; a token without one is parsed
-// but its signature is not checked (p7.GetOnlySigner is nil then).
-func parseToken(val []byte) (ts *timestamp.Timestamp, p7 *pkcs7.PKCS7, err error) {
-	ts, err = timestamp.ParseResponse(val)
-	if err != nil {
-		var perr error
-		if ts, perr = timestamp.Parse(val); perr != nil {
-			return nil, nil, err
+// bare TimeStampToken (v2's), told apart by the first element of the
+// outer SEQUENCE (a PKIStatusInfo SEQUENCE, or a ContentInfo's OID), since
+// writers mix them (TrustNXT stores a TimeStampResp under sigTst2). The
+// library verifies the CMS signature with the TSA certificate the token
+// carries; a token without one is parsed but its signature is not checked
+// (p7.GetOnlySigner is nil then).
+func parseToken(val []byte) (*timestamp.Timestamp, *pkcs7.PKCS7, error) {
+	parse := timestamp.Parse
+	var outer, first asn1.RawValue
+	if _, err := asn1.Unmarshal(val, &outer); err == nil {
+		if _, err := asn1.Unmarshal(outer.Bytes, &first); err == nil && first.Tag == asn1.TagSequence {
+			parse = timestamp.ParseResponse
 		}
 	}
-	p7, err = pkcs7.Parse(ts.RawToken)
+	ts, err := parse(val)
+	if err != nil {
+		return nil, nil, err
+	}
+	p7, err := pkcs7.Parse(ts.RawToken)
 	if err != nil {
 		return nil, nil, err
 	}
