@@ -188,12 +188,25 @@ func (f *followIndex) followSet(ctx context.Context, ix *Index, viewer string) (
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("feed index: follows: %w", err)
 	}
+	// Most followed authors have posts, hence entries: look them up under the read lock
+	// (a writer waits for every page being merged, and blocks the next ones).
 	set := make([]*authorPosts, len(subjects))
-	f.mu.Lock()
+	missing := false
+	f.mu.RLock()
 	for i, s := range subjects {
-		set[i] = f.authorLocked(s)
+		set[i] = f.authors[s]
+		missing = missing || set[i] == nil
 	}
-	f.mu.Unlock()
+	f.mu.RUnlock()
+	if missing {
+		f.mu.Lock()
+		for i, s := range subjects {
+			if set[i] == nil {
+				set[i] = f.authorLocked(s)
+			}
+		}
+		f.mu.Unlock()
+	}
 	f.setMu.Lock()
 	if f.gen == gen {
 		f.sets.Add(viewer, set)
