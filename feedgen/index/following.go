@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -34,6 +35,10 @@ type followIndex struct {
 
 	mu      sync.RWMutex
 	authors map[string]*authorPosts
+
+	// postsGen counts the commits that indexed, deleted, hid or showed posts (the
+	// recent feed's first page is kept until it moves; read.go).
+	postsGen atomic.Uint64
 
 	// sets caches viewers' follow sets (hashicorp/golang-lru). setMu and gen make an
 	// invalidation that races with a load win: a set read from SQLite is cached only if
@@ -127,8 +132,10 @@ func (f *followIndex) apply(ops []memOp) {
 		return
 	}
 	var viewers []string
+	posts := false
 	f.mu.Lock()
 	for _, op := range ops {
+		posts = posts || op.kind != memFollowed
 		switch op.kind {
 		case memPost:
 			a := f.authorLocked(op.author)
@@ -153,6 +160,9 @@ func (f *followIndex) apply(ops []memOp) {
 		}
 	}
 	f.mu.Unlock()
+	if posts {
+		f.postsGen.Add(1)
+	}
 	if len(viewers) > 0 {
 		f.setMu.Lock()
 		f.gen++

@@ -23,9 +23,9 @@ func followingBySQL(t *testing.T, ix *Index, viewer string, before int64, limit 
 
 // TestFollowingMemoryTracksChanges applies random batches of posts, deletions, follows,
 // unfollows, takedowns, reactivations and account deletions, and after each batch (with
-// the viewers' follow sets cached from the batch before) compares every viewer's pages
-// with SQLite's answer; then reopens the index, which loads the memory from disk, and
-// compares again.
+// the viewers' follow sets cached from the batch before) compares every viewer's pages,
+// and the recent feed's kept first page, with SQLite's answer; then reopens the index,
+// which loads the memory from disk, and compares again.
 func TestFollowingMemoryTracksChanges(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "feed.sqlite")
@@ -41,6 +41,14 @@ func TestFollowingMemoryTracksChanges(t *testing.T) {
 	seq := int64(0)
 	nextRKey := 0
 	check := func(ix *Index, when string) {
+		// One limit, so that the page kept from the batch before is what is checked first.
+		for range 2 {
+			want, err := ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts WHERE hidden = 0 ORDER BY seq DESC LIMIT 20`)
+			require.NoError(t, err)
+			got, err := ix.RecentPosts(ctx, NoCursor, 20)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "%s: recent", when)
+		}
 		for v := range viewers {
 			for _, limit := range []int{1, 4, 50} {
 				before := int64(NoCursor)

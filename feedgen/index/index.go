@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearth-social/hearth/internal/sqlitedb"
@@ -62,6 +63,8 @@ type Index struct {
 	follow *followIndex
 	// lessViewers holds the viewers who have asked to see less (interactions.go).
 	lessViewers sync.Map
+	// recentFirst is the kept first page of RecentPosts (read.go).
+	recentFirst atomic.Pointer[recentPage]
 	// changes wakes the classification worker after each Apply (see Changed).
 	changes notifier
 	// writeStmts are Apply's statements, prepared once on the write connection and

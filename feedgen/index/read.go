@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -23,8 +24,31 @@ type FeedPost struct {
 const NoCursor = math.MaxInt64
 
 // RecentPosts returns visible posts with seq < before, newest first.
+//
+// The first page is the same for every requester until a commit indexes, deletes, hides
+// or shows a post, so it is kept with the count of such commits it was read after
+// (followIndex.postsGen, bumped once the commit is in memory) and served again while
+// that count stands.
 func (ix *Index) RecentPosts(ctx context.Context, before int64, limit int) ([]FeedPost, error) {
-	return ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq WHERE hidden = 0 AND seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
+	var gen uint64
+	if before == NoCursor {
+		gen = ix.follow.postsGen.Load()
+		if p := ix.recentFirst.Load(); p != nil && p.gen == gen && p.limit == limit {
+			return slices.Clone(p.posts), nil
+		}
+	}
+	posts, err := ix.feedQuery(ctx, `SELECT seq, author, rkey FROM posts INDEXED BY posts_visible_seq WHERE hidden = 0 AND seq < ? ORDER BY seq DESC LIMIT ?`, before, limit)
+	if err == nil && before == NoCursor {
+		ix.recentFirst.Store(&recentPage{gen: gen, limit: limit, posts: slices.Clone(posts)})
+	}
+	return posts, err
+}
+
+// recentPage is a kept first page of RecentPosts.
+type recentPage struct {
+	gen   uint64
+	limit int
+	posts []FeedPost
 }
 
 // FollowingPosts returns visible posts with seq < before by accounts viewer follows,
