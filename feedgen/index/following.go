@@ -3,6 +3,7 @@ package index
 import (
 	"container/heap"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
@@ -96,7 +97,7 @@ func loadFollowIndex(ctx context.Context, ix *Index) (*followIndex, error) {
 	var cur *authorPosts
 	var curDID string
 	for rows.Next() {
-		var author []byte
+		var author sql.RawBytes // valid until the next row: copied only when it changes
 		var seq int64
 		var hidden bool
 		if err := rows.Scan(&author, &seq, &hidden); err != nil {
