@@ -55,11 +55,21 @@ type benchPDS struct {
 	client *http.Client
 }
 
+// startBenchPDS starts the in-process PDS, or with HEARTH_BENCH_PDS=URL uses a running
+// `hearth serve` (loopback, rate limits bypassed for 127.0.0.1): the subscribers and
+// writers are then in this process and the server in its own, as a relay sees it.
 func startBenchPDS(b *testing.B) *benchPDS {
 	b.Helper()
-	n := testnet.Start(b)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	return &benchPDS{base: n.URL(), client: &http.Client{Timeout: 30 * time.Second, Transport: tr}}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	if u := os.Getenv("HEARTH_BENCH_PDS"); u != "" {
+		if !strings.HasPrefix(u, "http://127.0.0.1:") {
+			b.Fatalf("HEARTH_BENCH_PDS must be http://127.0.0.1:PORT, not %q", u)
+		}
+		return &benchPDS{base: u, client: client}
+	}
+	n := testnet.Start(b)
+	return &benchPDS{base: n.URL(), client: client}
 }
 
 func (p *benchPDS) post(nsid string, body any, token string) (map[string]any, error) {
@@ -137,9 +147,14 @@ func (s *fanoutSub) run(want int) {
 	s.last = time.Now()
 }
 
-// rssMB reads this process's resident set size.
+// rssMB reads the server's resident set size: this process's, or with
+// HEARTH_BENCH_PDS_PID that of the external server.
 func rssMB() float64 {
-	f, err := os.Open("/proc/self/status")
+	status := "/proc/self/status"
+	if pid := os.Getenv("HEARTH_BENCH_PDS_PID"); pid != "" {
+		status = "/proc/" + pid + "/status"
+	}
+	f, err := os.Open(status)
 	if err != nil {
 		return 0
 	}
@@ -157,10 +172,12 @@ func rssMB() float64 {
 func runFanout(b *testing.B, n int) {
 	b.StopTimer()
 	p := startBenchPDS(b)
+	// Handles unique per run, so runs against one external server do not collide.
+	runID := strconv.FormatInt(time.Now().UnixNano()%(1<<30), 36)
 	type acct struct{ did, token string }
 	var accts []acct
 	for i := 0; i < benchAccounts; i++ {
-		m, err := p.post("com.atproto.server.createAccount", map[string]any{"handle": fmt.Sprintf("bench%d.test", i), "password": "pw-bench", "email": fmt.Sprintf("b%d@example.com", i)}, "")
+		m, err := p.post("com.atproto.server.createAccount", map[string]any{"handle": fmt.Sprintf("bench%s%d.test", runID, i), "password": "pw-bench", "email": fmt.Sprintf("b%s%d@example.com", runID, i)}, "")
 		if err != nil {
 			b.Fatal(err)
 		}
