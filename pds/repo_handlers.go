@@ -314,7 +314,7 @@ func (s *Server) handleGetRecord(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	js, err := recordJSON(val)
+	js, err := s.recordJSON.get(c, val)
 	if err != nil {
 		return err
 	}
@@ -376,30 +376,23 @@ func (s *Server) handleListRecords(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	type item struct {
-		URI   string          `json:"uri"`
-		CID   string          `json:"cid"`
-		Value json.RawMessage `json:"value"`
-	}
-	out := struct {
-		Records []item `json:"records"`
-		Cursor  string `json:"cursor,omitempty"`
-	}{Records: make([]item, 0, len(recs))}
+	items := make([]listRecordsItem, 0, len(recs))
 	for _, rec := range recs {
 		if s.takedowns.record(acct.DID, coll.String(), rec.RKey) { // the cursor still moves past it
 			continue
 		}
-		js, err := recordJSON(rec.Value)
+		js, err := s.recordJSON.get(rec.CID, rec.Value)
 		if err != nil {
 			return err
 		}
-		out.Records = append(out.Records, item{atURI(acct.DID, coll.String(), rec.RKey), rec.CID.String(), js})
+		items = append(items, listRecordsItem{atURI(acct.DID, coll.String(), rec.RKey), rec.CID.String(), js})
 	}
+	var next string
 	if len(recs) == limit {
-		out.Cursor = recs[len(recs)-1].RKey
+		next = recs[len(recs)-1].RKey
 	}
 	s.setContentUsage(ctx, w, acct.DID, coll.String())
-	xrpc.WriteJSON(w, http.StatusOK, out)
+	writeListRecords(w, items, next)
 	return nil
 }
 

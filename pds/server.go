@@ -63,6 +63,8 @@ type Server struct {
 	handleDir *resolve.Directory
 	// aiUsage caches each account's AI usage declarations (ai_usage.go).
 	aiUsage *aiUsageCache
+	// recordJSON caches the JSON of small record values by CID (record_json.go).
+	recordJSON *recordJSONCache
 	// takedowns are the record and blob takedowns in force (takedowns.go); usage the
 	// accounts' estimated repo sizes for the storage quota (quota.go).
 	takedowns *takedownSet
@@ -109,18 +111,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	lex := lexicons.NewCatalog() // one catalog for validation and blob-ref checks
 	s := &Server{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		repos:    newRepos(st, log.With("component", "repos"), lex, cachedRepos, cachedRepoKeys),
-		plc:      &plc.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
-		hasher:   auth.NewHasher(cfg.PasswordCost, 2),
-		lex:      lex,
-		tids:     syntax.NewTIDClock(0),
-		accounts: newAccountCache(10000),
-		signups:  newReservations(),
-		aiUsage:  newAIUsageCache(),
-		usage:    newUsageCache(10000),
+		cfg:        cfg,
+		log:        log,
+		store:      st,
+		repos:      newRepos(st, log.With("component", "repos"), lex, cachedRepos, cachedRepoKeys),
+		plc:        &plc.Client{BaseURL: cfg.PLCURL, HTTP: &http.Client{Timeout: 10 * time.Second}},
+		hasher:     auth.NewHasher(cfg.PasswordCost, 2),
+		lex:        lex,
+		tids:       syntax.NewTIDClock(0),
+		accounts:   newAccountCache(10000),
+		signups:    newReservations(),
+		aiUsage:    newAIUsageCache(),
+		recordJSON: newRecordJSONCache(),
+		usage:      newUsageCache(10000),
 	}
 	tds, err := st.Takedowns(ctx)
 	if err != nil {
