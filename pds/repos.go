@@ -53,11 +53,13 @@ type repoState struct {
 }
 
 // Bounds of the tree cache: a cached record costs about 250 bytes of MST nodes, so
-// 40,000 records is about 10 MB; an evicted tree is rebuilt from its records on the
-// account's next write (tens of milliseconds for 10,000 records).
+// 100,000 records is about 25 MB. An evicted tree is rebuilt from its records on the
+// account's next write (tens of milliseconds for 10,000 records), so the cap must hold
+// the trees of the accounts writing at the same time: at 40,000, 32 accounts writing
+// together (about 1,500 records each) were evicted and rebuilt in turn, half the CPU.
 const (
 	cachedRepos    = 512
-	cachedRepoKeys = 40_000
+	cachedRepoKeys = 100_000
 )
 
 func newRepos(st *store.Store, log *slog.Logger, lex *lexicons.Catalog, maxCached, maxKeys int) *repos {
@@ -82,9 +84,12 @@ func (w *repos) acquire(did string) *repoState {
 	return st
 }
 
-// evictLocked drops idle states, oldest first, while over either cap.
+// evictLocked drops idle states, oldest first, while over either cap. The most
+// recently used state is never dropped: a repository larger than the whole cap would
+// otherwise be rebuilt from its records on every write.
 func (w *repos) evictLocked() {
-	for e := w.lru.Back(); e != nil && (w.lru.Len() > w.max || w.keys > w.maxKeys); {
+	front := w.lru.Front()
+	for e := w.lru.Back(); e != nil && e != front && (w.lru.Len() > w.max || w.keys > w.maxKeys); {
 		prev := e.Prev()
 		if s := e.Value.(*repoState); s.busy == 0 {
 			w.lru.Remove(e)

@@ -71,3 +71,36 @@ func TestWriterCacheBounds(t *testing.T) {
 		require.NoError(t, v.Close())
 	}
 }
+
+// TestWriterCacheKeepsBigTree: a repository with more records than the whole key cap is
+// still kept while it is the one being written, instead of being rebuilt from its
+// records on every write.
+func TestWriterCacheKeepsBigTree(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "pds.sqlite"), log, store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	w := newRepos(st, log, lexicons.NewCatalog(), 4, 5)
+	key, err := atcrypto.GeneratePrivateKeyK256()
+	require.NoError(t, err)
+	did := syntax.DID("did:plc:bigtree000000000000000")
+	require.NoError(t, st.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateAccount(&store.Account{DID: did.String(), Handle: "big.test", PasswordHash: "x", SigningKey: key.Bytes()}); err != nil {
+			return err
+		}
+		_, err := genesis(ctx, tx, did, "big.test", key)
+		return err
+	}))
+	for i := range 12 {
+		rec, err := atdata.MarshalCBOR(map[string]any{"$type": "app.bsky.feed.post", "text": fmt.Sprint(i), "createdAt": "2026-01-01T00:00:00Z"})
+		require.NoError(t, err)
+		_, err = w.commit(ctx, did, commitRequest{Writes: []repo.Write{{Action: repo.ActionCreate, Collection: "app.bsky.feed.post", RKey: syntax.RecordKey(fmt.Sprintf("3k%011d", i)), Record: rec}}})
+		require.NoError(t, err)
+		w.mu.Lock()
+		el, ok := w.states[did.String()]
+		require.True(t, ok, "write %d: the state was evicted", i)
+		require.NotNil(t, el.Value.(*repoState).tree, "write %d: the tree was dropped", i)
+		w.mu.Unlock()
+	}
+}
