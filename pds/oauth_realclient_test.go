@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,45 +22,18 @@ import (
 // DPoP-bound token, refresh, revoke; then checks here that the revoked token is refused.
 // It also screenshots the sign-in, consent and account pages (see HEARTH_OAUTH_SCREENS).
 func TestOAuthRealClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the Node OAuth client")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed (.ci/run installs it): skipping the real OAuth client test")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if chromium != "" {
-			break
-		}
-		chromium, _ = exec.LookPath(name)
-	}
-	if chromium == "" {
-		t.Skip("no chromium found (apt-get install chromium, or set CHROMIUM): skipping the real OAuth client test")
-	}
-	dir, _ := filepath.Abs(filepath.Join("..", "testdata", "oauth-client"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@atproto", "oauth-client-node")); err != nil {
-		t.Skipf("npm dependencies missing: run `npm ci` in %s (.ci/run does)", dir)
-	}
-	// Screenshots go to a temporary folder; HEARTH_OAUTH_SCREENS=1 writes them to
-	// testdata/oauth-screens (as committed) instead.
-	screens := t.TempDir()
-	if os.Getenv("HEARTH_OAUTH_SCREENS") != "" {
-		screens, _ = filepath.Abs(filepath.Join("..", "testdata", "oauth-screens"))
-		if err := os.MkdirAll(screens, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	br := testnet.RequireBrowser(t)
+	// HEARTH_OAUTH_SCREENS=1 writes the screenshots to testdata/oauth-screens (as committed).
+	screens := testnet.ScreensDir(t, "HEARTH_OAUTH_SCREENS", "oauth-screens")
 
 	n := testnet.Start(t)
 	acct := n.Client.CreateAccount(t, "carol")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "flow.mjs")
-	cmd.Dir = dir
+	cmd := exec.CommandContext(ctx, br.Node, "flow.mjs")
+	cmd.Dir = br.ScriptDir
 	cmd.Env = append(os.Environ(), "PDS_URL="+n.URL(), "PLC_URL="+n.PLCServer.URL, "HANDLE="+acct.Handle,
-		"PASSWORD="+acct.Password, "CHROMIUM="+chromium, "SCREENS="+screens)
+		"PASSWORD="+acct.Password, "CHROMIUM="+br.Chromium, "SCREENS="+screens)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -23,31 +23,8 @@ import (
 // screenshot every page. HEARTH_DASHBOARD_SCREENS=1 writes the screenshots to
 // testdata/dashboard-screens (as committed) instead of a temporary folder.
 func TestDashboardBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the browser")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed (.ci/run installs it)")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if chromium == "" {
-			chromium, _ = exec.LookPath(name)
-		}
-	}
-	if chromium == "" {
-		t.Skip("no chromium found (apt-get install chromium, or set CHROMIUM)")
-	}
-	dir, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "oauth-client"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "puppeteer-core")); err != nil {
-		t.Skipf("npm dependencies missing: run `npm ci` in %s (.ci/run does)", dir)
-	}
-	screens := t.TempDir()
-	if os.Getenv("HEARTH_DASHBOARD_SCREENS") != "" {
-		screens, _ = filepath.Abs(filepath.Join("..", "..", "testdata", "dashboard-screens"))
-		require.NoError(t, os.MkdirAll(screens, 0o755))
-	}
+	br := testnet.RequireBrowser(t)
+	screens := testnet.ScreensDir(t, "HEARTH_DASHBOARD_SCREENS", "dashboard-screens")
 
 	port, plcPort, feedPort, dashPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -84,10 +61,10 @@ func TestDashboardBrowser(t *testing.T) {
 
 	run, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
-	cmd := exec.CommandContext(run, node, "dashboard.mjs")
-	cmd.Dir = dir
+	cmd := exec.CommandContext(run, br.Node, "dashboard.mjs")
+	cmd.Dir = br.ScriptDir
 	cmd.Env = append(os.Environ(), "DASH_URL="+dash, "PDS_URL="+base, "ADMIN_PASSWORD="+password, "HANDLE=frankie.test",
-		"DID="+did, "CHROMIUM="+chromium, "SCREENS="+screens)
+		"DID="+did, "CHROMIUM="+br.Chromium, "SCREENS="+screens)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
