@@ -219,10 +219,6 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 	}
 	head, commitData := sn.Head, sn.CommitData
 	sn.Close()
-	syncCAR, err := repo.CAR(head.Commit, []repo.Block{{CID: head.Commit, Data: commitData}})
-	if err != nil {
-		return err
-	}
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
 		if err := tx.SetAccountStatus(c.DID, store.StatusActive); err != nil {
 			return err
@@ -240,10 +236,7 @@ func (s *Server) handleActivateAccount(w http.ResponseWriter, r *http.Request) e
 		if _, err := appendAccountEvent(tx, c.DID, store.StatusActive); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent(c.DID, firehose.TypeSync, func(seq int64) ([]byte, error) {
-			return firehose.SyncFrame(&comatproto.SyncSubscribeRepos_Sync{Did: c.DID, Rev: head.Rev, Blocks: syncCAR, Time: at}, seq)
-		})
-		return err
+		return appendSyncEvent(tx, c.DID, head, commitData)
 	})
 	s.accounts.forget(c.DID)
 	s.forgetRepo(c.DID)

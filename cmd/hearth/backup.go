@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/internal/backup"
+	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/store"
 	"github.com/urfave/cli/v2"
 )
@@ -119,6 +120,7 @@ func restoreCommand() *cli.Command {
 				return err
 			}
 			var from, to int64
+			var resynced int
 			m, err := backup.Restore(cctx.Context, backup.RestoreOptions{
 				From: cctx.String("from"), DataDir: cctx.String("data-dir"), Force: cctx.Bool("force"), Log: log,
 				AfterRestore: func(ctx context.Context, dir string, m *backup.Manifest) error {
@@ -126,7 +128,10 @@ func restoreCommand() *cli.Command {
 					if cctx.IsSet("seq-floor") {
 						to = max(cctx.Int64("seq-floor"), m.Seq)
 					}
-					from, err = store.RaiseSeq(ctx, filepath.Join(dir, pdsDatabase), to)
+					if from, err = store.RaiseSeq(ctx, filepath.Join(dir, pdsDatabase), to); err != nil {
+						return err
+					}
+					resynced, err = pds.AnnounceResync(ctx, filepath.Join(dir, pdsDatabase), log)
 					return err
 				},
 			})
@@ -135,6 +140,7 @@ func restoreCommand() *cli.Command {
 			}
 			fmt.Fprintf(cctx.App.Writer, "restored %s into %s: %d accounts, %d records, %d blobs; firehose seq %d, continues above %d\n",
 				m.Name, cctx.String("data-dir"), m.Accounts, m.Records, m.Blobs, from, max(from, to))
+			fmt.Fprintf(cctx.App.Writer, "announced %d repositories with #sync, so relays take them as restored\n", resynced)
 			return nil
 		},
 	}

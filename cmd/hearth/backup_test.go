@@ -215,13 +215,26 @@ func TestBackupRestore(t *testing.T) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	newCommit, err := createPost(hc, srv.base, accts[1].DID, accts[1].Access, "after the restore")
 	require.NoError(t, err, srv.out.String())
+	// Before it, the restore announced every repository with a #sync of its restored head
+	// (relays saw the old server's later commits), and nothing else.
 	for _, cursor := range []int64{m.Seq, served.Seq} {
 		evs := readUntil(t, srv.base, cursor, []string{newCommit})
-		require.Len(t, evs, 1, "cursor %d: nothing was assigned between the backup and the new write", cursor)
-		require.Greater(t, evs[0].Seq, served.Seq, "cursor %d", cursor)
-		require.GreaterOrEqual(t, evs[0].Seq, m.Seq+backup.MinSeqMargin)
-		require.Equal(t, firehose.TypeCommit, evs[0].Type)
-		require.Equal(t, accts[1].DID, evs[0].DID())
+		require.Len(t, evs, len(accts)+1, "cursor %d: a #sync per account, then the new write", cursor)
+		synced := map[string]bool{}
+		for i, ev := range evs {
+			require.Greater(t, ev.Seq, served.Seq, "cursor %d", cursor)
+			require.GreaterOrEqual(t, ev.Seq, m.Seq+backup.MinSeqMargin)
+			if i < len(accts) {
+				require.Equal(t, firehose.TypeSync, ev.Type)
+				synced[ev.DID()] = true
+				continue
+			}
+			require.Equal(t, firehose.TypeCommit, ev.Type)
+			require.Equal(t, accts[1].DID, ev.DID())
+		}
+		for _, a := range accts {
+			require.True(t, synced[a.DID], "no #sync for %s", a.Handle)
+		}
 	}
 
 	// One byte of the backup changed: the restore refuses it and writes nothing.
