@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/hearth-social/hearth/internal/dashboard"
 	"github.com/hearth-social/hearth/pds"
-	"github.com/hearth-social/hearth/pds/crawler"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 )
@@ -52,34 +50,6 @@ type dashboardDeps struct {
 	crawlers []string
 }
 
-// relayStatus shows pds/crawler's getHostStatus answers on the dashboard.
-type relayStatus struct{ r *crawler.Relays }
-
-func (a relayStatus) RelayStatus(ctx context.Context) ([]dashboard.RelayRow, error) {
-	sts, err := a.r.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	rows := make([]dashboard.RelayRow, 0, len(sts))
-	for _, st := range sts {
-		row := dashboard.RelayRow{Relay: st.URL, Status: st.Status, Err: st.Error, CheckedAt: now}
-		switch {
-		case st.Error != "":
-			row.Status = ""
-		case !st.Supported:
-			row.Status, row.Err = "", "the relay does not serve com.atproto.sync.getHostStatus"
-		case !st.Known:
-			row.Status, row.Err = "", "the relay does not know this host (never crawled it)"
-		}
-		if st.RelaySeq != nil {
-			row.Seq, row.HasSeq = *st.RelaySeq, true
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
-}
-
 // startDashboard serves the operator dashboard on addr and runs its metrics sampler.
 // When the default address is taken (another Hearth on this machine), serve goes on
 // without it (logged); an address given explicitly must work.
@@ -96,7 +66,7 @@ func startDashboard(cctx *cli.Context, log *slog.Logger, out io.Writer, addr str
 		cfg.Feed = deps.feed.svc
 	}
 	if r := deps.srv.Relays(); r != nil && len(r.Crawlers) > 0 {
-		cfg.Relays = relayStatus{r}
+		cfg.Relays = dashboard.CrawlerRelays{Relays: r}
 	}
 	d, err := dashboard.New(cfg)
 	if err != nil {

@@ -76,6 +76,9 @@ type RelayRow struct {
 // Relays reports what each configured relay knows of this PDS.
 type Relays interface {
 	RelayStatus(ctx context.Context) ([]RelayRow, error)
+	// RequestCrawl asks every relay to crawl this PDS now (requestCrawl) and returns,
+	// per relay, "" or why it refused.
+	RequestCrawl(ctx context.Context) map[string]string
 }
 
 // Config is what the dashboard is built from.

@@ -70,6 +70,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /moderation", d.authed(d.handleModeration))
 	mux.HandleFunc("GET /health", d.authed(d.handleHealth))
 	mux.HandleFunc("GET /firehose", d.authed(d.handleFirehose))
+	mux.HandleFunc("POST /firehose/crawl", d.authed(d.handleRequestCrawl))
 	mux.HandleFunc("GET /feed", d.authed(d.handleFeed))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.renderError(w, http.StatusNotFound, "There is no such page.")

@@ -123,15 +123,35 @@ type firehosePage struct {
 	// NoRelayStatus: this build cannot ask relays; Crawlers are the configured ones.
 	NoRelayStatus bool
 	Crawlers      []string
+	// Crawled holds the answers to a crawl request just made (relay -> "" or the error).
+	Crawled map[string]string
 }
 
 func (d *Dashboard) handleFirehose(w http.ResponseWriter, r *http.Request, s *session) {
+	d.renderFirehose(w, r, s, nil)
+}
+
+// handleRequestCrawl asks the relays to crawl this PDS again (a relay that fell out of
+// sync, or never heard of it), then shows the page with their answers.
+func (d *Dashboard) handleRequestCrawl(w http.ResponseWriter, r *http.Request, s *session) {
+	if d.cfg.Relays == nil {
+		d.renderError(w, http.StatusNotFound, "No relay is configured.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	crawled := d.cfg.Relays.RequestCrawl(ctx)
+	d.log.Info("dashboard: asked the relays to crawl", "by", d.cfg.Admin.AdminActor(r), "relays", len(crawled))
+	d.renderFirehose(w, r, s, crawled)
+}
+
+func (d *Dashboard) renderFirehose(w http.ResponseWriter, r *http.Request, s *session, crawled map[string]string) {
 	fh, err := d.cfg.Admin.Firehose(r.Context())
 	if err != nil {
 		d.failed(w, "Reading the firehose status", err)
 		return
 	}
-	data := firehosePage{page: d.signedIn("Firehose and relays", s, "firehose"), Firehose: fh, Crawlers: d.cfg.Crawlers, NoRelayStatus: d.cfg.Relays == nil}
+	data := firehosePage{page: d.signedIn("Firehose and relays", s, "firehose"), Firehose: fh, Crawlers: d.cfg.Crawlers, NoRelayStatus: d.cfg.Relays == nil, Crawled: crawled}
 	if d.cfg.Relays != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
