@@ -197,8 +197,23 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	nsid := r.PathValue("nsid")
 	sw, began := &statusWriter{ResponseWriter: w}, time.Now()
-	w = sw
-	defer func() { s.metrics.observeRequest(s.methodLabel(nsid), sw.code(), time.Since(began)) }()
+	returned := false // false in the deferred call: a handler panicked
+	defer func() {
+		code := sw.code()
+		if !returned {
+			// The recoverer outside answers 500 (the panic goes on to it untouched, with
+			// its stack): count the request so.
+			code = http.StatusInternalServerError
+		}
+		s.metrics.observeRequest(s.methodLabel(nsid), code, time.Since(began))
+	}()
+	s.dispatchXRPC(sw, r, nsid)
+	returned = true
+}
+
+// dispatchXRPC answers one XRPC call: proxied, or authenticated, checked against the
+// token's scopes and the rate limits, and handled here.
+func (s *Server) dispatchXRPC(w http.ResponseWriter, r *http.Request, nsid string) {
 	if oauth.IsDPoP(r) {
 		s.oauth.SetNonce(w) // on every answer to a DPoP-authenticated call
 	}
