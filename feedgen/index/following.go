@@ -22,7 +22,7 @@ import (
 // keeps, per author, the sequence numbers of their posts in memory (8 bytes a post),
 // and per recent viewer the list of those authors (their follow set); a page is then a
 // merge of the followed authors' lists below the cursor, and one read of those posts
-// by primary key.
+// by seq (the covering posts_visible_seq index).
 //
 // The memory is only a guide: the posts are read back from SQLite with hidden = 0, so a
 // post deleted or hidden an instant before the memory catches up is never served, and
@@ -117,7 +117,7 @@ func loadFollowIndex(ctx context.Context, ix *Index) (*followIndex, error) {
 	return f, nil
 }
 
-// author returns did's entry, creating it. f.mu must be held for writing.
+// authorLocked returns did's entry, creating it. f.mu must be held for writing.
 func (f *followIndex) authorLocked(did string) *authorPosts {
 	a := f.authors[did]
 	if a == nil {
@@ -236,7 +236,11 @@ func (f *followIndex) next(set []*authorPosts, before int64, n int) []int64 {
 		if a.hidden {
 			continue
 		}
-		if i, _ := slices.BinarySearch(a.seqs, before); i > 0 {
+		i := len(a.seqs)
+		if i > 0 && a.seqs[i-1] >= before { // a first page needs no search
+			i, _ = slices.BinarySearch(a.seqs, before)
+		}
+		if i > 0 {
 			h = append(h, seqHead{a.seqs[i-1], a, i - 1})
 		}
 	}
