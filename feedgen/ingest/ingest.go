@@ -64,6 +64,11 @@ type Config struct {
 	Workers int
 	// MaxBatch caps the events written per transaction (default 1000).
 	MaxBatch int
+	// Linger is how long a batch waits for more events once none is queued, so that a
+	// steady stream of writes shares transactions instead of paying one each (default
+	// 20ms; negative: flush as soon as the queue is empty). The index then trails the
+	// stream by at most this much more.
+	Linger time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect delay (defaults 250ms and 30s).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -73,6 +78,7 @@ func DefaultConfig() Config {
 	return Config{
 		Workers:    runtime.GOMAXPROCS(0),
 		MaxBatch:   1000,
+		Linger:     20 * time.Millisecond,
 		MinBackoff: 250 * time.Millisecond,
 		MaxBackoff: 30 * time.Second,
 	}
@@ -120,6 +126,9 @@ func New(cfg Config, idx *index.Index, dir identity.Directory, log *slog.Logger)
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = def.MaxBatch
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = def.Linger
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = def.MinBackoff
@@ -337,7 +346,37 @@ func (in *Ingester) Consume(ctx context.Context, src Source) error {
 		batch, made = batch[:0], time.Time{}
 		return nil
 	}
-	for j := range order {
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
+	var started time.Time // when the batch's first event arrived
+	for {
+		var j *job
+		var ok bool
+		if len(batch) > 0 && in.cfg.Linger > 0 {
+			// Wait for the next event until the batch's linger is over, then flush.
+			linger.Reset(max(in.cfg.Linger-time.Since(started), 0))
+			select {
+			case j, ok = <-order:
+				linger.Stop()
+			case <-linger.C:
+				if err := flush(); err != nil {
+					cancel()
+					for range order {
+					}
+					return err
+				}
+				continue
+			}
+		} else {
+			j, ok = <-order
+		}
+		if !ok {
+			break
+		}
+		if len(batch) == 0 {
+			started = time.Now()
+		}
 		<-j.done
 		if j.err != nil {
 			cancel()
@@ -352,7 +391,7 @@ func (in *Ingester) Consume(ctx context.Context, src Source) error {
 				made = t
 			}
 		}
-		if len(batch) >= in.cfg.MaxBatch || len(order) == 0 {
+		if len(batch) >= in.cfg.MaxBatch || (len(order) == 0 && (in.cfg.Linger <= 0 || time.Since(started) >= in.cfg.Linger)) {
 			if err := flush(); err != nil {
 				cancel()
 				for range order {
