@@ -34,7 +34,7 @@ func TestWriteListRecordsMatchesEncodingJSON(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			want := answer{Records: []item{}, Cursor: tc.cursor}
 			for _, it := range tc.items {
-				want.Records = append(want.Records, item{it.URI, it.CID, it.Value})
+				want.Records = append(want.Records, item(it))
 			}
 			wantJSON, err := json.Marshal(want)
 			require.NoError(t, err)
