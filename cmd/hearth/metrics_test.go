@@ -80,8 +80,7 @@ func TestServeMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- newApp(&out, &out).RunContext(ctx, args) }()
+	done := runApp(ctx, &out, args[3:]...) // runApp adds hearth --log-level error
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitHTTP(t, base+"/xrpc/_health", done, &out)
 	require.Contains(t, out.String(), "metrics:        http://"+maddr+"/metrics")
@@ -167,13 +166,7 @@ func TestServeMetrics(t *testing.T) {
 	require.Greater(t, value(fams, "go_goroutines"), 0.0)
 	require.Greater(t, value(fams, "process_resident_memory_bytes"), 0.0)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopApp(t, cancel, done)
 }
 
 // TestServeMetricsListenLoopback: --metrics-listen refuses a non-loopback address

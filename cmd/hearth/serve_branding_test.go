@@ -23,8 +23,7 @@ func TestServeBranding(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out lockedBuffer
-	done := make(chan error, 1)
-	go func() { done <- newApp(&out, &out).RunContext(ctx, args) }()
+	done := runApp(ctx, &out, args[3:]...) // runApp adds hearth --log-level error
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	var page string
@@ -49,11 +48,5 @@ func TestServeBranding(t *testing.T) {
 	require.Contains(t, page, "<title>Sign in · Kitchen Table</title>")
 	require.Contains(t, page, `<img class="logo" src="https://cdn.example.com/hearth-logo.png"`)
 	require.False(t, strings.Contains(page, ">Hearth<"), "the default name is still shown")
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopApp(t, cancel, done)
 }

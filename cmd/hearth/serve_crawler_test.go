@@ -46,8 +46,7 @@ func TestServeAnnouncesToCrawlers(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var out lockedBuffer
-			done := make(chan error, 1)
-			go func() { done <- newApp(&out, &out).RunContext(ctx, args) }()
+			done := runApp(ctx, &out, args[3:]...) // runApp adds hearth --log-level error
 			want := fmt.Sprintf("/xrpc/com.atproto.sync.requestCrawl localhost:%d", port)
 			for i := 0; i < 2; i++ {
 				select {
@@ -60,13 +59,7 @@ func TestServeAnnouncesToCrawlers(t *testing.T) {
 				}
 			}
 			require.Contains(t, out.String(), "crawlers:")
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err)
-			case <-time.After(20 * time.Second):
-				t.Fatal("serve did not stop")
-			}
+			stopApp(t, cancel, done)
 		})
 	}
 }
