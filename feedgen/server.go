@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
 		idx.Close()
 		return nil, err
 	}
-	lab, err := labeler.Open(ctx, labeler.Config{Path: cfg.LabelerPath, DID: cfg.ServiceDID(), Logger: log.With("component", "labeler")})
+	lab, err := labeler.Open(ctx, labeler.Config{Path: cfg.LabelerPath, DID: cfg.ServiceDID(), Logger: log})
 	if err != nil {
 		idx.Close()
 		return nil, err
