@@ -22,7 +22,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"github.com/hearth-social/hearth/feedgen"
+	"github.com/hearth-social/hearth/internal/htmlpage"
 	"github.com/hearth-social/hearth/internal/ratelimit"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/store"
@@ -107,7 +107,7 @@ type Config struct {
 type Dashboard struct {
 	cfg      Config
 	log      *slog.Logger
-	tmpl     map[string]*template.Template
+	pages    *htmlpage.Set
 	css      []byte
 	sessions *sessions
 	signIns  ratelimit.Set
@@ -140,16 +140,12 @@ func New(cfg Config) (*Dashboard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, log: log, tmpl: map[string]*template.Template{}, sessions: newSessions(maxSessions, sessionTTL),
+	d := &Dashboard{cfg: cfg, log: log, sessions: newSessions(maxSessions, sessionTTL),
 		signIns: ratelimit.NewSet(cfg.SignInLimits, ratelimit.Options{}), samples: newSampler(cfg.Metrics, defaultSeries(), cfg.SampleEvery, cfg.Window)}
-	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("dashboard: template %s: %w", name, err)
-		}
-		d.tmpl[name] = t
-	}
 	var err error
+	if d.pages, err = htmlpage.Parse(assets, funcs, log, pageNames...); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	if d.css, err = assets.ReadFile("assets/style.css"); err != nil {
 		return nil, err
 	}

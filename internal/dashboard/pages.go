@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/hearth-social/hearth/internal/htmlpage"
 	"github.com/hearth-social/hearth/internal/xrpc"
 	"github.com/hearth-social/hearth/pds"
 	"github.com/hearth-social/hearth/pds/store"
@@ -92,23 +93,11 @@ func (d *Dashboard) signedIn(title string, s *session, nav string) page {
 	return d.base(title, s.csrf, nav)
 }
 
-// securityHeaders: nothing but this origin's stylesheet may load, no scripts at all,
-// forms only to here, no framing, nothing cached.
-func securityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
-	h.Set("Cache-Control", "no-store")
-}
-
+// render writes a page: nothing but this origin's stylesheet and images may load, no
+// scripts at all, forms only to here.
 func (d *Dashboard) render(w http.ResponseWriter, status int, name string, data any) {
-	securityHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := d.tmpl[name].ExecuteTemplate(w, "layout", data); err != nil {
-		d.log.Error("rendering a dashboard page", "page", name, "err", err)
-	}
+	htmlpage.SecurityHeaders(w.Header(), "'self'", "'self'")
+	d.pages.Render(w, status, name, data)
 }
 
 type errorPage struct {

@@ -26,6 +26,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hearth-social/hearth/internal/htmlpage"
 	"github.com/hearth-social/hearth/pds/oauth"
 	"github.com/hearth-social/hearth/pds/store"
 )
@@ -135,7 +136,7 @@ type Pages struct {
 	log    *slog.Logger
 	secure bool
 	origin string
-	tmpl   map[string]*template.Template
+	pages  *htmlpage.Set
 	css    []byte
 }
 
@@ -161,17 +162,13 @@ func New(cfg Config) (*Pages, error) {
 	if err != nil || u.Host == "" {
 		return nil, errors.New("web: PublicURL must be an absolute URL")
 	}
-	p := &Pages{cfg: cfg, log: log, secure: u.Scheme == "https", origin: u.Scheme + "://" + u.Host, tmpl: map[string]*template.Template{}}
+	p := &Pages{cfg: cfg, log: log, secure: u.Scheme == "https", origin: u.Scheme + "://" + u.Host}
 	funcs := template.FuncMap{"initial": func(s string) string {
 		r, _ := utf8.DecodeRuneInString(s)
 		return strings.ToUpper(string(r))
 	}}
-	for _, name := range []string{"signin", "consent", "error", "account"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
-		if err != nil {
-			return nil, err
-		}
-		p.tmpl[name] = t
+	if p.pages, err = htmlpage.Parse(assets, funcs, log, "signin", "consent", "error", "account"); err != nil {
+		return nil, err
 	}
 	if p.css, err = assets.ReadFile("assets/style.css"); err != nil {
 		return nil, err
@@ -232,26 +229,18 @@ func (p *Pages) base(title, csrf string) page {
 // logos on https too); formTarget is a further origin forms may lead to (the client's
 // redirect URI after consent).
 func (p *Pages) securityHeaders(w http.ResponseWriter, formTarget string) {
-	h := w.Header()
 	formAction := "'self'"
 	if formTarget != "" {
 		formAction += " " + formTarget
 	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action "+formAction+"; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin") // not no-referrer: forms would then send Origin: null
-	h.Set("Cache-Control", "no-store")
-	h.Del("Access-Control-Allow-Origin")
+	// Client logos (consent) and the operator's logo may be https images.
+	htmlpage.SecurityHeaders(w.Header(), "'self' https: data:", formAction)
+	w.Header().Del("Access-Control-Allow-Origin")
 }
 
 func (p *Pages) render(w http.ResponseWriter, status int, name, formTarget string, data any) {
 	p.securityHeaders(w, formTarget)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := p.tmpl[name].ExecuteTemplate(w, "layout", data); err != nil {
-		p.log.Error("rendering page", "page", name, "err", err)
-	}
+	p.pages.Render(w, status, name, data)
 }
 
 type errorPage struct {
