@@ -108,7 +108,6 @@ type Dashboard struct {
 	cfg      Config
 	log      *slog.Logger
 	pages    *htmlpage.Set
-	css      []byte
 	sessions *sessions
 	signIns  ratelimit.Set
 	samples  *sampler
@@ -145,9 +144,6 @@ func New(cfg Config) (*Dashboard, error) {
 	var err error
 	if d.pages, err = htmlpage.Parse(assets, funcs, log, pageNames...); err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
-	}
-	if d.css, err = assets.ReadFile("assets/style.css"); err != nil {
-		return nil, err
 	}
 	return d, nil
 }

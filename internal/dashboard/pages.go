@@ -48,12 +48,7 @@ func formatBytes(n int64) string {
 // Handler serves the dashboard.
 func (d *Dashboard) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /assets/style.css", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		_, _ = w.Write(d.css)
-	})
+	mux.HandleFunc("GET /assets/style.css", d.pages.Stylesheet("no-cache"))
 	mux.HandleFunc("GET /sign-in", d.handleSignInPage)
 	mux.HandleFunc("POST /sign-in", d.handleSignIn)
 	mux.HandleFunc("POST /sign-out", d.authed(d.handleSignOut))

@@ -13,9 +13,11 @@ import (
 )
 
 // Set is one package's page templates: each page is assets/layout.html plus
-// assets/<name>.html, executed from the "layout" template.
+// assets/<name>.html, executed from the "layout" template; and its stylesheet,
+// assets/style.css.
 type Set struct {
 	tmpl map[string]*template.Template
+	css  []byte
 	log  *slog.Logger
 }
 
@@ -29,7 +31,22 @@ func Parse(fsys fs.FS, funcs template.FuncMap, log *slog.Logger, names ...string
 		}
 		s.tmpl[name] = t
 	}
+	css, err := fs.ReadFile(fsys, "assets/style.css")
+	if err != nil {
+		return nil, fmt.Errorf("stylesheet: %w", err)
+	}
+	s.css = css
 	return s, nil
+}
+
+// Stylesheet serves assets/style.css with the given Cache-Control.
+func (s *Set) Stylesheet(cacheControl string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", cacheControl)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(s.css)
+	}
 }
 
 // Render writes the page with status. The security headers must be set before.

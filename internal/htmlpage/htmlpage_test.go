@@ -18,6 +18,7 @@ func TestRenderAndHeaders(t *testing.T) {
 		"assets/layout.html": {Data: []byte(`{{define "layout"}}<main>{{template "content" .}}</main>{{end}}`)},
 		"assets/hello.html":  {Data: []byte(`{{define "content"}}Hello {{up .}}{{end}}`)},
 		"assets/broken.html": {Data: []byte(`{{define "content"}}{{.Missing.Field}}{{end}}`)},
+		"assets/style.css":   {Data: []byte("main{}")},
 	}
 	var logs bytes.Buffer
 	s, err := Parse(fsys, template.FuncMap{"up": strings.ToUpper}, slog.New(slog.NewTextHandler(&logs, nil)), "hello", "broken")
@@ -37,6 +38,12 @@ func TestRenderAndHeaders(t *testing.T) {
 	// A template that fails while executing is logged, not a panic.
 	s.Render(httptest.NewRecorder(), http.StatusOK, "broken", 42)
 	require.Contains(t, logs.String(), "rendering page")
+
+	css := httptest.NewRecorder()
+	s.Stylesheet("no-cache")(css, httptest.NewRequest(http.MethodGet, "/style.css", nil))
+	require.Equal(t, "main{}", css.Body.String())
+	require.Equal(t, "text/css; charset=utf-8", css.Header().Get("Content-Type"))
+	require.Equal(t, "no-cache", css.Header().Get("Cache-Control"))
 
 	_, err = Parse(fsys, nil, slog.New(slog.DiscardHandler), "absent")
 	require.ErrorContains(t, err, "template absent")

@@ -137,7 +137,6 @@ type Pages struct {
 	secure bool
 	origin string
 	pages  *htmlpage.Set
-	css    []byte
 }
 
 const (
@@ -170,9 +169,6 @@ func New(cfg Config) (*Pages, error) {
 	if p.pages, err = htmlpage.Parse(assets, funcs, log, "signin", "consent", "error", "account"); err != nil {
 		return nil, err
 	}
-	if p.css, err = assets.ReadFile("assets/style.css"); err != nil {
-		return nil, err
-	}
 	return p, nil
 }
 
@@ -196,12 +192,7 @@ func checkBranding(name, logo string) error {
 
 // Register adds the pages to mux.
 func (p *Pages) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /web/style.css", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		_, _ = w.Write(p.css)
-	})
+	mux.HandleFunc("GET /web/style.css", p.pages.Stylesheet("public, max-age=3600"))
 	mux.HandleFunc("GET /oauth/authorize", p.handleAuthorize)
 	mux.HandleFunc("POST /oauth/authorize/sign-in", p.form(p.handleAuthorizeSignIn))
 	mux.HandleFunc("POST /oauth/authorize/consent", p.form(p.handleConsent))
