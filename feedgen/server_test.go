@@ -177,10 +177,19 @@ func TestRequesterAuth(t *testing.T) {
 			require.Equal(t, want, body.Error)
 			require.NotEmpty(t, body.Message)
 
-			// A present but bad token is refused on public feeds too.
+			// On public feeds too, a token whose claims are wrong is refused; one whose
+			// signature alone is wrong gets the page anyone gets (its signature is checked
+			// only when the answer depends on who asks: TestSendInteractions).
 			if tok != "" {
 				st, body := u.get(skel, recent, tok)
-				require.Equal(t, http.StatusUnauthorized, st, "%+v", body)
+				if name == "wrong key" {
+					_, anyone := u.get(skel, recent, "")
+					require.Equal(t, http.StatusOK, st, "%+v", body)
+					require.Equal(t, anyone.Feed, body.Feed)
+				} else {
+					require.Equal(t, http.StatusUnauthorized, st, "%+v", body)
+					require.Equal(t, want, body.Error)
+				}
 			}
 		})
 	}
@@ -317,6 +326,15 @@ func TestSendInteractions(t *testing.T) {
 	require.Equal(t, 200, send(interTok(), "app.bsky.feed.defs#requestLess"))
 	require.Zero(t, authors(feedTok())["did:plc:author1"], "see less: author1 left out for this requester")
 	require.Equal(t, 10, authors("")["did:plc:author1"], "others still see author1")
+	// A token naming this requester but signed with another key is not them: it gets the
+	// page anyone gets, not a 401 that would tell it this requester asked to see less.
+	otherKey, err := atcrypto.GeneratePrivateKeyK256()
+	require.NoError(t, err)
+	require.Equal(t, 10, authors(u.token(did, time.Minute, "app.bsky.feed.getFeedSkeleton", otherKey))["did:plc:author1"])
+	// Expired is refused whoever it names.
+	st, out := u.get(skel, recent, u.token(did, -time.Minute, "app.bsky.feed.getFeedSkeleton", u.key))
+	require.Equal(t, http.StatusUnauthorized, st)
+	require.Equal(t, "ExpiredToken", out.Error)
 	require.Equal(t, 200, send(interTok(), "app.bsky.feed.defs#requestMore"))
 	require.Equal(t, 10, authors(feedTok())["did:plc:author1"])
 }

@@ -73,6 +73,14 @@ func (ix *Index) loadLessViewers(ctx context.Context) error {
 	return rows.Err()
 }
 
+// AskedSeeLess reports whether viewer ever asked to see less here (so SeeLess may
+// return authors for them): without that, no page depends on who the viewer is except
+// the personalised feeds'.
+func (ix *Index) AskedSeeLess(viewer string) bool {
+	_, ok := ix.lessViewers.Load(viewer)
+	return ok
+}
+
 // SeeLess returns the authors viewer asked to see less of within the last 30 days.
 func (ix *Index) SeeLess(ctx context.Context, viewer string, now time.Time) (map[string]bool, error) {
 	if _, ok := ix.lessViewers.Load(viewer); !ok {
