@@ -184,59 +184,83 @@ func BenchmarkGetFeedSkeleton(b *testing.B) {
 			return r
 		}},
 	}
-	for _, sc := range scenarios {
-		b.Run(sc.name, func(b *testing.B) {
-			for b.Loop() {
-				b.StopTimer()
-				reqs := make([]request, benchRequests)
-				rng := rand.New(rand.NewPCG(uint64(len(sc.name)), 9))
-				for i := range reqs {
-					reqs[i] = sc.gen(rng)
-				}
-				b.StartTimer()
-				lat := make([]time.Duration, benchRequests)
-				var wg sync.WaitGroup
-				var failed sync.Once
-				began, cpu := time.Now(), processCPU()
-				for c := range benchClients {
-					wg.Go(func() {
-						for i := c; i < benchRequests; i += benchClients {
-							r := reqs[i]
-							q := url.Values{"feed": {r.feed}, "limit": {"50"}}
-							if r.cursor != "" {
-								q.Set("cursor", r.cursor)
-							}
-							target := srv.URL + "/xrpc/app.bsky.feed.getFeedSkeleton?" + q.Encode()
-							if r.path != "" {
-								target = srv.URL + r.path
-							}
-							req, _ := http.NewRequest(http.MethodGet, target, nil)
-							if r.token != "" {
-								req.Header.Set("Authorization", "Bearer "+r.token)
-							}
-							t0 := time.Now()
-							res, err := client.Do(req)
-							if err == nil {
-								io.Copy(io.Discard, res.Body)
-								res.Body.Close()
-							}
-							lat[i] = time.Since(t0)
-							if err != nil || res.StatusCode != http.StatusOK {
-								failed.Do(func() { b.Errorf("request failed: %v %v", err, res) })
-							}
-						}
-					})
-				}
-				wg.Wait()
-				took, cpu := time.Since(began), processCPU()-cpu
-				slices.Sort(lat)
-				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-				b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-				b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
-				b.ReportMetric(float64(len(lat))/took.Seconds(), "req/s")
-				// Client and server together: both run in this process.
-				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/req")
+	runScenario := func(b *testing.B, gen func(rng *rand.Rand) request, rate float64) {
+		for b.Loop() {
+			b.StopTimer()
+			reqs := make([]request, benchRequests)
+			rng := rand.New(rand.NewPCG(uint64(len(b.Name())), 9))
+			for i := range reqs {
+				reqs[i] = gen(rng)
 			}
-		})
+			b.StartTimer()
+			lat := make([]time.Duration, benchRequests)
+			var wg sync.WaitGroup
+			var failed sync.Once
+			began, cpu := time.Now(), processCPU()
+			for c := range benchClients {
+				wg.Go(func() {
+					for i := c; i < benchRequests; i += benchClients {
+						r := reqs[i]
+						q := url.Values{"feed": {r.feed}, "limit": {"50"}}
+						if r.cursor != "" {
+							q.Set("cursor", r.cursor)
+						}
+						target := srv.URL + "/xrpc/app.bsky.feed.getFeedSkeleton?" + q.Encode()
+						if r.path != "" {
+							target = srv.URL + r.path
+						}
+						req, _ := http.NewRequest(http.MethodGet, target, nil)
+						if r.token != "" {
+							req.Header.Set("Authorization", "Bearer "+r.token)
+						}
+						t0 := time.Now()
+						if rate > 0 {
+							due := began.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+							time.Sleep(time.Until(due))
+							t0 = due
+						}
+						res, err := client.Do(req)
+						if err == nil {
+							io.Copy(io.Discard, res.Body)
+							res.Body.Close()
+						}
+						lat[i] = time.Since(t0)
+						if err != nil || res.StatusCode != http.StatusOK {
+							failed.Do(func() { b.Errorf("request failed: %v %v", err, res) })
+						}
+					}
+				})
+			}
+			wg.Wait()
+			took, cpu := time.Since(began), processCPU()-cpu
+			slices.Sort(lat)
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+			b.ReportMetric(ms(lat[len(lat)*99/100]), "p99-ms")
+			b.ReportMetric(float64(len(lat))/took.Seconds(), "req/s")
+			// Client and server together: both run in this process.
+			b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/req")
+		}
+	}
+	// Closed loop: 32 clients each send their next request as soon as the last is
+	// answered, so the server is saturated and latency is mostly queueing (32 /
+	// throughput). Open loop: the same clients send at a fixed total rate, each request
+	// timed from when it was due (so a late answer also delays the next), as an AppView
+	// calls a feed generator: latency at a load, not at saturation.
+	rate := 1000.0
+	if v := os.Getenv("HEARTH_BENCH_FEED_RATE"); v != "" {
+		if _, err := fmt.Sscan(v, &rate); err != nil || rate <= 0 {
+			b.Fatalf("HEARTH_BENCH_FEED_RATE=%q: a positive number of requests a second", v)
+		}
+	}
+	for _, mode := range []struct {
+		name string
+		rate float64 // requests a second in all; 0: closed loop
+	}{{"closed", 0}, {fmt.Sprintf("open-%g", rate), rate}} {
+		for _, sc := range scenarios {
+			b.Run(mode.name+"/"+sc.name, func(b *testing.B) {
+				runScenario(b, sc.gen, mode.rate)
+			})
+		}
 	}
 }
