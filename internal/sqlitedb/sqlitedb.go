@@ -102,6 +102,11 @@ func dsnCache(file string, opts Options, readOnly bool, cacheKiB int) string {
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_cache_size", fmt.Sprintf("-%d", cache))
+	// Each connection keeps its most recent statements prepared (the driver's statement
+	// cache, keyed by the SQL text): a query run through database/sql without Prepare
+	// is otherwise parsed and planned by SQLite on every call, which cost more than
+	// running it for the small lookups that make up most reads.
+	q.Set("_stmt_cache_size", "64")
 	if readOnly {
 		q.Set("mode", "ro")
 		q.Set("_query_only", "true")
