@@ -155,6 +155,8 @@ const startPostgres = async () => {
     timeout: STEP_TIMEOUT_MS,
   })
   const port = await freePort()
+  // A signal during initdb: the cleanups already ran, so start nothing more.
+  if (stopping) throw new Error('stopping')
   const pg = spawn(
     path.join(bin, 'postgres'),
     ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-c', 'unix_socket_directories=',
