@@ -144,10 +144,25 @@ func TestRequesterAuth(t *testing.T) {
 	badIss := jwt.NewWithClaims(jwt.GetSigningMethod("ES256K"), jwt.MapClaims{"iss": "alice.test", "aud": did, "lxm": lxm, "exp": time.Now().Add(time.Minute).Unix()})
 	badIssTok, err := badIss.SignedString(u.key)
 	require.NoError(t, err)
+	// Claims this service must refuse whatever the signature: another algorithm (HS256
+	// with any key, or none), a token issued in the future.
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": u.viewer.String(), "aud": did, "lxm": lxm, "exp": time.Now().Add(time.Minute).Unix()})
+	hsTok, err := hs.SignedString([]byte("a shared secret"))
+	require.NoError(t, err)
+	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": u.viewer.String(), "aud": did, "lxm": lxm, "exp": time.Now().Add(time.Minute).Unix()})
+	noneTok, err := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	require.NoError(t, err)
+	future := jwt.NewWithClaims(jwt.GetSigningMethod("ES256K"), jwt.MapClaims{"iss": u.viewer.String(), "aud": did, "lxm": lxm,
+		"iat": time.Now().Add(time.Hour).Unix(), "exp": time.Now().Add(2 * time.Hour).Unix()})
+	futureTok, err := future.SignedString(u.key)
+	require.NoError(t, err)
 	bad := map[string]string{
-		"garbage":        "not.a.jwt",
-		"expired":        u.token(did, -time.Minute, lxm, u.key),
-		"wrong audience": u.token("did:web:other.example.com", time.Minute, lxm, u.key),
+		"HS256":                hsTok,
+		"alg none":             noneTok,
+		"issued in the future": futureTok,
+		"garbage":              "not.a.jwt",
+		"expired":              u.token(did, -time.Minute, lxm, u.key),
+		"wrong audience":       u.token("did:web:other.example.com", time.Minute, lxm, u.key),
 		"audience of a different service fragment": u.token(did+"#atproto_pds", time.Minute, lxm, u.key),
 		"wrong lxm":          u.token(did, time.Minute, "app.bsky.feed.getTimeline", u.key),
 		"no lxm":             u.token(did, time.Minute, "", u.key),
