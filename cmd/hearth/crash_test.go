@@ -31,14 +31,21 @@ const testJWTSecret = "hearth-test-jwt-secret"
 // buildHearth builds the hearth binary into a temp dir from the module root.
 func buildHearth(t *testing.T) string {
 	t.Helper()
+	return buildCommand(t, "./cmd/hearth")
+}
+
+// buildCommand builds the module's command at pkg (a path from the module root, e.g.
+// ./cmd/hearth) into a temp dir and returns the binary's path.
+func buildCommand(t *testing.T, pkg string) string {
+	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go is not on PATH: cannot build the hearth binary")
+		t.Skipf("go is not on PATH: cannot build %s", pkg)
 	}
-	bin := filepath.Join(t.TempDir(), "hearth")
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "./cmd/hearth")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, pkg)
 	cmd.Dir = filepath.Join("..", "..") // the module root
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
