@@ -92,7 +92,7 @@ func (a *requesterAuth) claims(r *http.Request, lxm syntax.NSID) (requesterToken
 	}
 	did, err := syntax.ParseDID(claims.Issuer)
 	if err != nil {
-		return requesterToken{}, invalidToken("token signature does not verify against the issuer's DID document")
+		return requesterToken{}, invalidToken("token issuer is not a DID")
 	}
 	// The same checks, leeway included, as the validator's parser makes.
 	err = jwt.NewValidator(jwt.WithAudience(v.Audience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(5*time.Second)).Validate(claims)
