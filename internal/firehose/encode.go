@@ -14,12 +14,19 @@ import (
 
 // EncodeMessage encodes a message frame: the DAG-CBOR header {op: 1, t} then the body.
 func EncodeMessage(t string, body cbg.CBORMarshaler) ([]byte, error) {
-	var buf bytes.Buffer
+	return encodeMessage(t, body, 0)
+}
+
+// encodeMessage is EncodeMessage into a buffer of sizeHint bytes to start with: a
+// frame whose size the caller can estimate is encoded without the buffer doubling its
+// way up to it (that growth was a sixth of a default serve's allocations under load).
+func encodeMessage(t string, body cbg.CBORMarshaler, sizeHint int) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, sizeHint))
 	hdr := events.EventHeader{Op: events.EvtKindMessage, MsgType: t}
-	if err := hdr.MarshalCBOR(&buf); err != nil {
+	if err := hdr.MarshalCBOR(buf); err != nil {
 		return nil, fmt.Errorf("encoding frame header: %w", err)
 	}
-	if err := body.MarshalCBOR(&buf); err != nil {
+	if err := body.MarshalCBOR(buf); err != nil {
 		return nil, fmt.Errorf("encoding %s body: %w", t, err)
 	}
 	return compact(buf.Bytes()), nil
@@ -29,11 +36,15 @@ func EncodeMessage(t string, body cbg.CBORMarshaler) ([]byte, error) {
 // spare capacity: frames are kept in memory (the sequencer's ring, the store's window of
 // recent events), and the spare half of each buffer was half of that memory.
 func compact(b []byte) []byte {
-	if cap(b)-len(b) <= len(b)/8 {
+	if spare := cap(b) - len(b); spare <= len(b)/8 || spare <= maxSpare {
 		return b
 	}
 	return bytes.Clone(b)
 }
+
+// maxSpare is the spare capacity a frame may keep rather than be copied (a size hint's
+// error: a few hundred bytes).
+const maxSpare = 512
 
 // EncodeError encodes an error frame: {op: -1} then {error, message}.
 func EncodeError(name, message string) ([]byte, error) {

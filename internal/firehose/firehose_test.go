@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -156,6 +157,34 @@ func TestConn(t *testing.T) {
 		require.Equal(t, "ConsumerTooSlow", ev.Error.Error)
 		_, err = c.Next(ctx)
 		require.True(t, websocket.IsCloseError(err, websocket.ClosePolicyViolation), "got %v", err)
+	})
+
+	// Next reads every frame into one reused buffer: what it returned before must not
+	// change when the next frame, larger or smaller, is read (nor after a frame too large
+	// to keep the buffer for).
+	t.Run("frames of different sizes", func(t *testing.T) {
+		commitLink := lexutil.LexLink(cid.MustParse("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"))
+		blocks := [][]byte{bytes.Repeat([]byte{'a'}, 3000), bytes.Repeat([]byte{'b'}, 10), bytes.Repeat([]byte{'c'}, 2<<20), bytes.Repeat([]byte{'d'}, 500)}
+		url := server(t, func(ws *websocket.Conn, _ *http.Request) {
+			for i, b := range blocks {
+				ws.WriteMessage(websocket.BinaryMessage, encode(t, events.EvtKindMessage, TypeCommit,
+					&comatproto.SyncSubscribeRepos_Commit{Seq: int64(i + 1), Repo: fmt.Sprintf("did:plc:r%d", i), Blocks: b, Commit: commitLink, Ops: []*comatproto.SyncSubscribeRepos_RepoOp{}, Blobs: []lexutil.LexLink{}}))
+			}
+		})
+		c, err := Dial(ctx, url, nil)
+		require.NoError(t, err)
+		defer c.Close()
+		var got []*Event
+		for range blocks {
+			ev, err := c.Next(ctx)
+			require.NoError(t, err)
+			got = append(got, ev)
+		}
+		for i, ev := range got {
+			require.EqualValues(t, i+1, ev.Seq)
+			require.Equal(t, fmt.Sprintf("did:plc:r%d", i), ev.Commit.Repo)
+			require.Equal(t, blocks[i], []byte(ev.Commit.Blocks))
+		}
 	})
 
 	t.Run("context bounds Next", func(t *testing.T) {

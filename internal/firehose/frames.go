@@ -21,7 +21,8 @@ const (
 // CommitFrame encodes a #commit with the given seq (set on ev).
 func CommitFrame(ev *comatproto.SyncSubscribeRepos_Commit, seq int64) ([]byte, error) {
 	ev.Seq = seq
-	return EncodeMessage(TypeCommit, ev)
+	// The blocks, and about 300 bytes of fields (DIDs, CIDs, rev, time) plus 150 per op.
+	return encodeMessage(TypeCommit, ev, len(ev.Blocks)+320+160*len(ev.Ops))
 }
 
 // SyncFrame encodes a #sync with the given seq (set on ev).
